@@ -1,0 +1,219 @@
+"""Delivery state. The database is the index: a row is what subscribers are shown, so a row is
+written only after its bytes are fully in storage, and removed from view (``deleted_at``) before
+or when its bytes go."""
+
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .tiers import Tier
+
+
+class DailyFileQuerySet(models.QuerySet):
+    def for_tier(self, tier):
+        return self.filter(tier=tier)
+
+    def published(self):
+        return self.filter(deleted_at__isnull=True)
+
+    def deleted(self):
+        return self.filter(deleted_at__isnull=False)
+
+    def in_month(self, month_start):
+        next_month = (month_start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return self.filter(date__gte=month_start, date__lt=next_month)
+
+    def newest_first(self):
+        return self.order_by("-date")
+
+
+class DailyFile(models.Model):
+    """One tier's Parquet file for one UTC day."""
+
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    date = models.DateField()
+    key = models.CharField(max_length=200)
+    manifest_key = models.CharField(max_length=200)
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    row_count = models.IntegerField()
+    hours_found = models.PositiveSmallIntegerField()
+    coverage_ratio = models.FloatField()
+    is_partial = models.BooleanField(default=False)
+    skipped_lines = models.IntegerField(default=0)
+    # What the day was built from (hour file names and sizes): an unchanged input is not rebuilt.
+    input_fingerprint = models.CharField(max_length=64)
+    manifest = models.JSONField()
+    built_at = models.DateTimeField()
+    published_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DailyFileQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-date", "tier"]
+        constraints = [
+            models.UniqueConstraint(fields=["tier", "date"], name="dailyfile_one_per_tier_and_day"),
+            models.CheckConstraint(condition=Q(hours_found__gte=0, hours_found__lte=24), name="dailyfile_hours_in_day"),
+        ]
+        indexes = [models.Index(fields=["tier", "deleted_at", "-date"], name="dailyfile_tier_visible")]
+
+    def __str__(self):
+        return f"{self.tier} {self.date}"
+
+    @property
+    def is_available(self):
+        return self.deleted_at is None
+
+    @property
+    def missing_hours(self):
+        return self.manifest.get("missing_hours", [])
+
+    @property
+    def download_filename(self):
+        return f"instrumetriq_{self.tier}_daily_{self.date.isoformat()}.parquet"
+
+    @property
+    def manifest_filename(self):
+        return f"instrumetriq_{self.tier}_daily_{self.date.isoformat()}.manifest.json"
+
+
+class MonthBundleQuerySet(models.QuerySet):
+    def for_tier(self, tier):
+        return self.filter(tier=tier)
+
+    def newest_first(self):
+        return self.order_by("-month")
+
+
+class MonthBundle(models.Model):
+    """One tier's month-to-date file; rebuilt nightly in place at the same key."""
+
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    month = models.DateField(help_text="First day of the month.")
+    key = models.CharField(max_length=200)
+    manifest_key = models.CharField(max_length=200)
+    coverage_start = models.DateField()
+    coverage_end = models.DateField()
+    days_included = models.JSONField(default=list)
+    days_missing = models.JSONField(default=list)
+    partial_days = models.JSONField(default=list)
+    row_count = models.BigIntegerField()
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    manifest = models.JSONField()
+    built_at = models.DateTimeField()
+
+    objects = MonthBundleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-month", "tier"]
+        constraints = [
+            models.UniqueConstraint(fields=["tier", "month"], name="monthbundle_one_per_tier_and_month"),
+            models.CheckConstraint(
+                condition=Q(coverage_start__lte=F("coverage_end")), name="monthbundle_coverage_ordered"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.tier} {self.month_label}"
+
+    @property
+    def month_label(self):
+        return self.month.strftime("%Y-%m")
+
+    @property
+    def download_filename(self):
+        return f"instrumetriq_{self.tier}_mtd_{self.month_label}.parquet"
+
+    @property
+    def manifest_filename(self):
+        return f"instrumetriq_{self.tier}_mtd_{self.month_label}.manifest.json"
+
+
+class BuildRunQuerySet(models.QuerySet):
+    def finished(self):
+        return self.exclude(outcome=BuildRun.Outcome.RUNNING)
+
+    def latest_finished(self):
+        return self.finished().order_by("-started_at").first()
+
+
+class BuildRun(models.Model):
+    """One run of a build command, with what it did step by step and day by day."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Success"
+        NOTHING_TO_DO = "nothing_to_do", "Nothing to do"
+        FAILED = "failed", "Failed"
+        LOCKED = "locked", "Skipped: another run holds the lock"
+        DRY_RUN = "dry_run", "Dry run"
+
+    command = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    steps = models.JSONField(default=list, help_text="Each step: name, outcome, seconds, detail.")
+    results = models.JSONField(default=list, help_text="Each day and tier: date, tier, outcome, message.")
+    error = models.TextField(blank=True)
+
+    objects = BuildRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["-started_at"], name="buildrun_recent")]
+
+    def __str__(self):
+        return f"{self.command} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+    @property
+    def duration(self):
+        return (self.finished_at - self.started_at) if self.finished_at else None
+
+
+class Lease(models.Model):
+    """A named lock that expires: held by at most one process at a time, on any host.
+
+    Taken by an insert (the primary key is the name) or by a compare-and-set update of an expired
+    row, so two cron runs on two machines sharing one PostgreSQL cannot both hold it. A crashed
+    holder stops renewing and the lease frees itself after its TTL.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=64)
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
+
+
+class DownloadCount(models.Model):
+    """Aggregated downloads per tier, file and UTC day. Nothing about who downloaded."""
+
+    class Kind(models.TextChoices):
+        DAILY = "daily", "Daily file"
+        MTD = "mtd", "Month-to-date bundle"
+        DAILY_MANIFEST = "daily_manifest", "Daily manifest"
+        MTD_MANIFEST = "mtd_manifest", "MTD manifest"
+
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    file_label = models.CharField(max_length=10, help_text="The file's date (daily) or month (MTD).")
+    day = models.DateField(help_text="UTC day of the downloads.")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "tier", "kind", "file_label"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tier", "kind", "file_label", "day"], name="downloadcount_one_per_file_and_day"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.tier} {self.kind} {self.file_label} on {self.day}: {self.count}"

@@ -1,0 +1,238 @@
+"""The one place that knows local storage from S3/R2.
+
+Everything else speaks in keys (``tier1/daily/2026-11-23/data.parquet``) and calls these functions.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, storages
+from django.utils import timezone
+
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+JSON_CONTENT_TYPE = "application/json"
+LOCAL_URL_SALT = "deliveries.local-file"
+
+
+class StorageError(Exception):
+    """Storage could not be reached or refused an operation. The message is safe to show."""
+
+
+class LocalDeliveryStorage(FileSystemStorage):
+    """Local files, replaced atomically so a reader never sees a half-written object."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_overwrite", True)
+        super().__init__(**kwargs)
+
+    def _save(self, name, content):
+        full_path = Path(self.path(name))
+        full_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=full_path.parent, prefix=".incoming-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                content.seek(0)
+                shutil.copyfileobj(content, out, 1024 * 1024)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, full_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return name
+
+
+def storage():
+    return storages["deliveries"]
+
+
+def is_local():
+    return isinstance(storage(), FileSystemStorage)
+
+
+def _wrap(action, key, func, *args):
+    try:
+        return func(*args)
+    except StorageError:
+        raise
+    except Exception as exc:  # botocore, OSError: one clear message for the operator
+        raise StorageError(f"storage {action} of {key} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def put_file(key, path, content_type):
+    """Upload a local file to ``key``, replacing what is there."""
+
+    def upload():
+        with open(path, "rb") as fh:
+            django_file = File(fh, name=os.path.basename(key))
+            django_file.content_type = content_type
+            saved = storage().save(key, django_file)
+        if saved != key:
+            raise StorageError(f"storage saved {key} under another name ({saved}); overwrite is off")
+
+    _wrap("upload", key, upload)
+
+
+def put_bytes(key, data, content_type):
+    with tempfile.NamedTemporaryFile() as tmp:
+        tmp.write(data)
+        tmp.flush()
+        put_file(key, tmp.name, content_type)
+
+
+def read_bytes(key):
+    def read():
+        with storage().open(key, "rb") as fh:
+            return fh.read()
+
+    return _wrap("read", key, read)
+
+
+def download_to(key, path):
+    """Copy an object to a local file, in chunks (memory stays flat whatever its size)."""
+
+    def copy():
+        if is_local():
+            shutil.copyfile(storage().path(key), path)
+        else:
+            s3 = storage()
+            s3.bucket.download_file(s3._normalize_name(key), str(path))
+
+    _wrap("download", key, copy)
+
+
+def delete(key):
+    _wrap("delete", key, storage().delete, key)
+
+
+def exists(key):
+    return _wrap("lookup", key, storage().exists, key)
+
+
+def size(key):
+    """Size in bytes, or None when the object is missing."""
+
+    def lookup():
+        try:
+            return storage().size(key)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+
+    return _wrap("lookup", key, lookup)
+
+
+def _is_not_found(exc):
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}
+
+
+def list_keys(prefix=""):
+    """Every key under a prefix, recursively."""
+
+    def listing():
+        if is_local():
+            root = Path(storage().location)
+            base = root / prefix if prefix else root
+            if not base.exists():
+                return []
+            return sorted(
+                path.relative_to(root).as_posix()
+                for path in base.rglob("*")
+                if path.is_file() and not path.name.startswith(".incoming-")
+            )
+        s3 = storage()
+        return sorted(obj.key for obj in s3.bucket.objects.filter(Prefix=prefix))
+
+    return _wrap("listing", prefix or "/", listing)
+
+
+def open_local(key):
+    """The local path of an object (local storage only), for streaming with Range support."""
+    return Path(storage().path(key))
+
+
+def presigned_url(key, filename, expires_in, content_type):
+    """A URL on S3/R2 that downloads the object as ``filename`` for ``expires_in`` seconds."""
+
+    def sign():
+        s3 = storage()
+        client = s3.connection.meta.client
+        return client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": s3.bucket_name,
+                "Key": s3._normalize_name(key),
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=int(expires_in),
+        )
+
+    return _wrap("signing", key, sign)
+
+
+def sign_local_key(key, filename, expires_in):
+    """A Django-signed, expiring reference to a local object (the local twin of a presigned URL)."""
+    expires_at = timezone.now() + timedelta(seconds=expires_in)
+    value = signing.dumps({"k": key, "f": filename, "e": int(expires_at.timestamp())}, salt=LOCAL_URL_SALT)
+    return value, expires_at
+
+
+def unsign_local_key(value):
+    """(key, filename) of a signed local reference, or None when it is forged or expired."""
+    try:
+        payload = signing.loads(value, salt=LOCAL_URL_SALT)
+    except signing.BadSignature:
+        return None
+    if payload.get("e", 0) < timezone.now().timestamp():
+        return None
+    return payload["k"], payload["f"]
+
+
+def ping():
+    """Raise StorageError when storage cannot be reached."""
+
+    def check():
+        if is_local():
+            root = Path(storage().location)
+            root.mkdir(parents=True, exist_ok=True)
+            if not os.access(root, os.W_OK):
+                raise StorageError(f"local storage root {root} is not writable")
+        else:
+            s3 = storage()
+            s3.connection.meta.client.head_bucket(Bucket=s3.bucket_name)
+
+    _wrap("ping", settings.STORAGE_BACKEND, check)
+
+
+def sha256_of(path, chunk=1024 * 1024):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def daily_keys(tier, day):
+    base = f"{tier}/daily/{day.isoformat()}"
+    return f"{base}/data.parquet", f"{base}/manifest.json"
+
+
+def mtd_keys(tier, month_start):
+    base = f"{tier}/mtd/{month_start:%Y-%m}"
+    return f"{base}/data.parquet", f"{base}/manifest.json"
+
+
+def index_key(tier):
+    return f"index/{tier}.json"

@@ -1,0 +1,71 @@
+"""Configuration mistakes caught at start-up, not at 00:30 by cron. Ids are stable: I001..."""
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+
+@register()
+def check_time_zone(app_configs, **kwargs):
+    if settings.TIME_ZONE != "UTC" or not settings.USE_TZ:
+        return [
+            Error("TIME_ZONE must be 'UTC' with USE_TZ on: every date in the product is UTC.", id="instrumetriq.E001")
+        ]
+    return []
+
+
+@register()
+def check_no_custom_domain(app_configs, **kwargs):
+    if settings.STORAGE_BACKEND == "s3" and settings.R2_CUSTOM_DOMAIN:
+        return [
+            Error(
+                "R2_CUSTOM_DOMAIN is set on the private delivery bucket.",
+                hint="Presigned links must use the R2 endpoint; a custom domain makes django-storages "
+                "hand out unsigned public URLs. Unset R2_CUSTOM_DOMAIN.",
+                id="instrumetriq.E002",
+            )
+        ]
+    return []
+
+
+@register()
+def check_site_url(app_configs, **kwargs):
+    messages = []
+    if not settings.SITE_URL.startswith(("http://", "https://")):
+        messages.append(Error("SITE_URL must start with http:// or https://.", id="instrumetriq.E003"))
+    elif not settings.DEBUG and not settings.SITE_URL.startswith("https://"):
+        messages.append(
+            Warning("SITE_URL is not https: Patreon links would send tokens in clear text.", id="instrumetriq.W001")
+        )
+    return messages
+
+
+@register()
+def check_delivery_settings(app_configs, **kwargs):
+    messages = []
+    if not 0 < settings.MIN_HOURS <= 24:
+        messages.append(Error("MIN_HOURS must be between 1 and 24.", id="instrumetriq.E004"))
+    if settings.DAILY_RETENTION_DAYS < 1:
+        messages.append(Error("DAILY_RETENTION_DAYS must be at least 1.", id="instrumetriq.E005"))
+    if not 0 < settings.SIGNED_URL_EXPIRY <= 7 * 24 * 3600:
+        messages.append(
+            Error("SIGNED_URL_EXPIRY must be between 1 second and 7 days (the S3/R2 limit).", id="instrumetriq.E006")
+        )
+    for name in ("BUILD_DEADLINE_UTC", "BUILD_TIME_UTC", "ROTATION_ANNOUNCE_TIME_UTC", "ROTATION_PROMOTE_TIME_UTC"):
+        value = getattr(settings, name)
+        try:
+            hour, minute = (int(part) for part in value.split(":"))
+            assert 0 <= hour < 24 and 0 <= minute < 60
+        except (ValueError, AssertionError):
+            messages.append(Error(f"{name} must be HH:MM (UTC), not {value!r}.", id="instrumetriq.E007"))
+    for name in ("ROTATION_ANNOUNCE_WEEKDAY", "ROTATION_PROMOTE_WEEKDAY"):
+        if not 0 <= getattr(settings, name) <= 6:
+            messages.append(Error(f"{name} must be 0 (Sunday) to 6 (Saturday).", id="instrumetriq.E008"))
+    if settings.TOKEN_SECRET == settings.SECRET_KEY and not settings.DEBUG:
+        messages.append(
+            Warning(
+                "TOKEN_SECRET is not set and falls back to SECRET_KEY.",
+                hint="Set TOKEN_SECRET on its own so that rotating SECRET_KEY does not break every Patreon link.",
+                id="instrumetriq.W002",
+            )
+        )
+    return messages

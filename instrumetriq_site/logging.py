@@ -1,0 +1,28 @@
+"""A logging filter that keeps tier tokens out of every log line.
+
+Tokens travel in query strings (``?t=`` / ``?token=``), so any logger that prints a URL (the dev
+server, ``django.request`` on a 4xx, our own views) would otherwise write a usable link to disk.
+"""
+
+import logging
+import re
+
+TOKEN_IN_TEXT = re.compile(r"(?i)(\b(?:t|token)=)[^&\s\"'#]+")
+REDACTED = r"\1[redacted]"
+
+
+def redact(text):
+    return TOKEN_IN_TEXT.sub(REDACTED, text)
+
+
+class RedactTokensFilter(logging.Filter):
+    def filter(self, record):
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        # django.request attaches the request; its repr carries the full path too.
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            record.request = redact(repr(request))
+        return True

@@ -1,0 +1,303 @@
+"""Settings: everything comes from the environment, with development defaults.
+
+Development (the default, ``DEBUG=1``) runs on SQLite and local file storage under ``var/``.
+Production (``DEBUG=0``) fails closed: it refuses to start without a real ``SECRET_KEY`` and
+``ALLOWED_HOSTS`` and turns on the HTTPS settings that ``manage.py check --deploy`` asks for.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+
+def env(name, default=None):
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name, default):
+    value = env(name)
+    if value is None:
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}")
+
+
+def env_int(name, default):
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+
+
+def env_list(name, default):
+    value = env(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", True)
+
+DEV_SECRET_KEY = "dev-insecure-do-not-use-in-production-0123456789abcdefghijklmnop"  # noqa: S105
+SECRET_KEY = env("SECRET_KEY", DEV_SECRET_KEY if DEBUG else None)
+if not DEBUG and (not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50):
+    raise ImproperlyConfigured(
+        "DEBUG is off: set SECRET_KEY to a random string of at least 50 characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
+
+# Tokens are sealed and digested with this secret. It defaults to SECRET_KEY; set it on its own
+# so that rotating SECRET_KEY (sessions, signed local URLs) does not invalidate every Patreon link.
+TOKEN_SECRET = env("TOKEN_SECRET", SECRET_KEY)
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DEBUG is off: set ALLOWED_HOSTS (comma-separated host names).")
+
+SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_crontab",
+    "instrumetriq_site.apps.SiteConfig",
+    "deliveries",
+    "tokens",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "instrumetriq_site.middleware.TokenPageHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "instrumetriq_site.urls"
+WSGI_APPLICATION = "instrumetriq_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# Database: DATABASE_URL, or a SQLite file under var/ tuned so cron and the web can write together.
+def _database():
+    url = env("DATABASE_URL")
+    if url:
+        import dj_database_url
+
+        config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
+        if config["ENGINE"] == "django.db.backends.sqlite3":
+            config.update(conn_max_age=0, OPTIONS=_SQLITE_OPTIONS)
+        return config
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3", "OPTIONS": _SQLITE_OPTIONS}
+
+
+_SQLITE_OPTIONS = {
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+}
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Delivery -----------------------------------------------------------------------------------
+
+ARCHIVE_ROOT = Path(env("ARCHIVE_ROOT", VAR_DIR / "archive"))
+MIN_HOURS = env_int("MIN_HOURS", 20)
+DAILY_RETENTION_DAYS = env_int("DAILY_RETENTION_DAYS", 7)
+SIGNED_URL_EXPIRY = env_int("SIGNED_URL_EXPIRY", 580800)  # 6 days 20 hours, under R2's 7-day cap
+DOWNLOAD_REDIRECT_EXPIRY = env_int("DOWNLOAD_REDIRECT_EXPIRY", 300)
+BUILD_DEADLINE_UTC = env("BUILD_DEADLINE_UTC", "03:00")
+HEALTHCHECK_PING_URL = env("HEALTHCHECK_PING_URL")
+BUILD_LOCK_TTL_SECONDS = env_int("BUILD_LOCK_TTL_SECONDS", 900)
+
+STORAGE_BACKEND = env("STORAGE_BACKEND", "local")
+LOCAL_STORAGE_ROOT = Path(env("LOCAL_STORAGE_ROOT", VAR_DIR / "storage"))
+R2_ENDPOINT = env("R2_ENDPOINT")
+R2_ACCESS_KEY_ID = env("R2_ACCESS_KEY_ID")
+R2_SECRET_ACCESS_KEY = env("R2_SECRET_ACCESS_KEY")
+R2_BUCKET = env("R2_BUCKET")
+R2_CUSTOM_DOMAIN = env("R2_CUSTOM_DOMAIN")  # refused by a system check: presigned links need the endpoint
+
+
+def _delivery_storage():
+    if STORAGE_BACKEND == "local":
+        return {
+            "BACKEND": "deliveries.storage.LocalDeliveryStorage",
+            "OPTIONS": {"location": LOCAL_STORAGE_ROOT},
+        }
+    if STORAGE_BACKEND == "s3":
+        missing = [
+            name
+            for name in ("R2_ENDPOINT", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET")
+            if not globals()[name]
+        ]
+        if missing:
+            raise ImproperlyConfigured(f"STORAGE_BACKEND=s3 needs {', '.join(missing)}.")
+        from botocore.config import Config
+
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": R2_BUCKET,
+                "endpoint_url": R2_ENDPOINT,
+                "access_key": R2_ACCESS_KEY_ID,
+                "secret_key": R2_SECRET_ACCESS_KEY,
+                "region_name": "auto",
+                "signature_version": "s3v4",
+                "addressing_style": "path",
+                "default_acl": None,
+                "querystring_auth": True,
+                "querystring_expire": DOWNLOAD_REDIRECT_EXPIRY,
+                "file_overwrite": True,
+                "custom_domain": R2_CUSTOM_DOMAIN,
+                # R2 rejects the CRC checksums that boto3 >= 1.36 sends by default.
+                "client_config": Config(
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                    retries={"max_attempts": 5, "mode": "standard"},
+                    connect_timeout=10,
+                    read_timeout=60,
+                ),
+            },
+        }
+    raise ImproperlyConfigured(f"STORAGE_BACKEND must be 'local' or 's3', not {STORAGE_BACKEND!r}.")
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+    "deliveries": _delivery_storage(),
+}
+
+# --- Token rotation schedule (UTC) and cron -----------------------------------------------------
+
+# Weekday numbers as cron counts them: 0 = Sunday, 1 = Monday.
+ROTATION_ANNOUNCE_WEEKDAY = env_int("ROTATION_ANNOUNCE_WEEKDAY", 0)
+ROTATION_ANNOUNCE_TIME_UTC = env("ROTATION_ANNOUNCE_TIME_UTC", "00:00")
+ROTATION_PROMOTE_WEEKDAY = env_int("ROTATION_PROMOTE_WEEKDAY", 1)
+ROTATION_PROMOTE_TIME_UTC = env("ROTATION_PROMOTE_TIME_UTC", "00:00")
+BUILD_TIME_UTC = env("BUILD_TIME_UTC", "00:30")
+
+
+def _cron_line(hhmm, weekday="*"):
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return f"{minute} {hour} * * {weekday}"
+
+
+CRON_LOG_DIR = Path(env("CRON_LOG_DIR", VAR_DIR / "log"))
+CRONJOBS = [
+    (
+        _cron_line(BUILD_TIME_UTC),
+        "django.core.management.call_command",
+        ["build_daily"],
+        {},
+        f">> {CRON_LOG_DIR / 'build_daily.log'} 2>&1",
+    ),
+    (
+        _cron_line(ROTATION_ANNOUNCE_TIME_UTC, ROTATION_ANNOUNCE_WEEKDAY),
+        "django.core.management.call_command",
+        ["rotate_tokens"],
+        {"mode": "announce"},
+        f">> {CRON_LOG_DIR / 'rotate_tokens.log'} 2>&1",
+    ),
+    (
+        _cron_line(ROTATION_PROMOTE_TIME_UTC, ROTATION_PROMOTE_WEEKDAY),
+        "django.core.management.call_command",
+        ["rotate_tokens"],
+        {"mode": "promote"},
+        f">> {CRON_LOG_DIR / 'rotate_tokens.log'} 2>&1",
+    ),
+]
+CRONTAB_LOCK_JOBS = True
+CRONTAB_COMMAND_PREFIX = env("CRONTAB_COMMAND_PREFIX", "TZ=UTC")
+CRONTAB_DJANGO_SETTINGS_MODULE = "instrumetriq_site.settings"
+
+# --- Security -----------------------------------------------------------------------------------
+
+SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [SITE_URL] if SITE_URL.startswith("https://") else [])
+
+# --- Logging: tokens are redacted from every record, whatever logger emits it -------------------
+
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_tokens": {"()": "instrumetriq_site.logging.RedactTokensFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"], "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.server": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
+}
