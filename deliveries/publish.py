@@ -18,11 +18,16 @@ def manifest_bytes(manifest):
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def publish_daily(tier, day, parquet_path, manifest, *, input_fingerprint, built_at=None):
-    """Upload one tier's day and record it. Returns the DailyFile."""
+def upload_daily(tier, day, parquet_path, manifest):
+    """Put a day's data, then its manifest, in storage. Subscribers see nothing yet."""
     data_key, manifest_key = storage.daily_keys(tier, day)
     storage.put_file(data_key, parquet_path, storage.PARQUET_CONTENT_TYPE)
     storage.put_bytes(manifest_key, manifest_bytes(manifest), storage.JSON_CONTENT_TYPE)
+
+
+def record_daily(tier, day, manifest, *, input_fingerprint, built_at=None):
+    """Show an uploaded day to subscribers: create or replace its DailyFile row."""
+    data_key, manifest_key = storage.daily_keys(tier, day)
     now = timezone.now()
     fields = {
         "key": data_key,
@@ -40,9 +45,15 @@ def publish_daily(tier, day, parquet_path, manifest, *, input_fingerprint, built
         "published_at": now,
         "deleted_at": None,
     }
-    with transaction.atomic():
-        daily, _ = DailyFile.objects.update_or_create(tier=tier, date=day, defaults=fields)
+    daily, _ = DailyFile.objects.update_or_create(tier=tier, date=day, defaults=fields)
     return daily
+
+
+def publish_daily(tier, day, parquet_path, manifest, *, input_fingerprint, built_at=None):
+    """Upload one tier's day and record it. Returns the DailyFile."""
+    upload_daily(tier, day, parquet_path, manifest)
+    with transaction.atomic():
+        return record_daily(tier, day, manifest, input_fingerprint=input_fingerprint, built_at=built_at)
 
 
 def publish_month(tier, month_start, parquet_path, manifest, *, built_at=None):

@@ -1,0 +1,271 @@
+"""One UTC day from the raw archive to the three tiers' published Parquet files.
+
+The day is read one hour file at a time; tier 3 is shaped from each hour's entries and written as
+one row group, and tiers 2 and 1 are projected from that same batch. Nothing is published until
+every requested tier is written; then the bytes go to storage (data, then manifest) and only then
+the database rows, all tiers of the day in one transaction.
+"""
+
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import archive, publish, storage
+from .models import DailyFile
+from .shaping import Coercions, project, shape_tier3
+from .tiers import SCHEMA_VERSION, TIER_COLUMNS, Tier, schema_for
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+
+
+class Outcome:
+    PUBLISHED = "published"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+
+
+class Cause:
+    """Why a day failed: the archive (retrying will not help until it changes) or the system."""
+
+    INPUT = "input"
+    STORAGE = "storage"
+    SYSTEM = "system"
+
+
+@dataclass
+class DayResult:
+    date: date
+    outcome: str
+    message: str
+    tiers: list = field(default_factory=list)
+    rows: int = 0
+    hours_found: int = 0
+    seconds: float = 0.0
+    cause: str = ""
+
+    @property
+    def ok(self):
+        return self.outcome != Outcome.FAILED
+
+    def as_dict(self):
+        return {
+            "date": self.date.isoformat(),
+            "outcome": self.outcome,
+            "message": self.message,
+            "tiers": list(self.tiers),
+            "rows": self.rows,
+            "hours_found": self.hours_found,
+            "seconds": round(self.seconds, 3),
+            "cause": self.cause,
+        }
+
+
+def yesterday(now=None):
+    return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=1)
+
+
+def _normalise_tiers(tiers):
+    return [Tier(t) for t in (tiers or Tier.values)]
+
+
+def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, progress=None, now=None):
+    """Build and publish one day. Never raises for bad input: the result says what happened."""
+    started = timezone.now()
+    tiers = _normalise_tiers(tiers)
+    today = (now or timezone.now()).astimezone(UTC).date()
+    if day >= today:
+        return DayResult(
+            day, Outcome.FAILED, f"{day} is not over yet (UTC); only past days can be built", cause=Cause.INPUT
+        )
+    root = Path(archive_root or settings.ARCHIVE_ROOT)
+    try:
+        day_files = archive.find_day(root, day)
+    except archive.ArchiveError as exc:
+        return DayResult(day, Outcome.FAILED, str(exc), cause=Cause.INPUT)
+    found = day_files.hours_found
+    if found < settings.MIN_HOURS:
+        return DayResult(
+            day,
+            Outcome.FAILED,
+            f"only {found} of 24 hour files (MIN_HOURS is {settings.MIN_HOURS}); nothing published",
+            hours_found=found,
+            cause=Cause.INPUT,
+        )
+    fingerprint = day_files.fingerprint
+    if not force:
+        existing = {d.tier: d for d in DailyFile.objects.filter(date=day, tier__in=tiers)}
+        current = [t for t in tiers if t in existing and existing[t].input_fingerprint == fingerprint]
+        if len(current) == len(tiers):
+            retired = [t for t in current if existing[t].deleted_at is not None]
+            why = "deleted by retention" if retired else "already published from the same input"
+            return DayResult(day, Outcome.SKIPPED, f"{why}; --force rebuilds", tiers=list(tiers), hours_found=found)
+    if dry_run:
+        partial = f", partial: missing {','.join(day_files.missing_hours)}" if day_files.missing_hours else ""
+        return DayResult(
+            day,
+            Outcome.DRY_RUN,
+            f"would build {', '.join(tiers)} from {found} hour files{partial}",
+            list(tiers),
+            0,
+            found,
+        )
+    with tempfile.TemporaryDirectory(prefix="instrumetriq-build-") as tmp:
+        try:
+            written = write_day_files(day_files, tiers, Path(tmp), progress=progress)
+        except OSError as exc:
+            return DayResult(
+                day, Outcome.FAILED, f"could not write the Parquet files: {exc}", hours_found=found, cause=Cause.SYSTEM
+            )
+        if written.row_count == 0:
+            return DayResult(
+                day,
+                Outcome.FAILED,
+                f"no valid entries in {found} hour files; nothing published",
+                hours_found=found,
+                cause=Cause.INPUT,
+            )
+        built_at = timezone.now()
+        manifests = {tier: written.manifest(tier, day_files, built_at) for tier in tiers}
+        try:
+            for tier in tiers:
+                publish.upload_daily(tier, day, written.paths[tier], manifests[tier])
+        except storage.StorageError as exc:
+            return DayResult(
+                day,
+                Outcome.FAILED,
+                f"{exc}; nothing new is shown to subscribers",
+                hours_found=found,
+                cause=Cause.STORAGE,
+            )
+    with transaction.atomic():
+        for tier in tiers:
+            publish.record_daily(tier, day, manifests[tier], input_fingerprint=fingerprint, built_at=built_at)
+    seconds = (timezone.now() - started).total_seconds()
+    partial = f" (partial: {found}/24 hours)" if day_files.missing_hours else ""
+    skipped = written.skipped_total
+    message = f"published {written.row_count} rows{partial}" + (f", {skipped} bad lines skipped" if skipped else "")
+    return DayResult(day, Outcome.PUBLISHED, message, list(tiers), written.row_count, found, seconds)
+
+
+@dataclass
+class WrittenDay:
+    paths: dict
+    rows_by_hour: dict
+    skipped_by_hour: dict
+    skipped_by_reason: Counter
+    truncated_hours: list
+    coercions: Coercions
+    min_ts: str | None
+    max_ts: str | None
+    symbols: int
+
+    @property
+    def row_count(self):
+        return sum(self.rows_by_hour.values())
+
+    @property
+    def skipped_total(self):
+        return sum(self.skipped_by_hour.values())
+
+    def manifest(self, tier, day_files, built_at):
+        path = self.paths[tier]
+        day = day_files.day
+        return {
+            "tier": str(tier),
+            "kind": "daily",
+            "schema_version": SCHEMA_VERSION,
+            "date_utc": day.isoformat(),
+            "build_ts_utc": built_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "row_count": self.row_count,
+            "parquet_sha256": storage.sha256_of(path),
+            "parquet_size_bytes": path.stat().st_size,
+            "filename": f"instrumetriq_{tier}_daily_{day.isoformat()}.parquet",
+            "compression": "zstd",
+            "columns": schema_for(tier).names,
+            "archive_day": archive.folder_name(day),
+            "hours_expected": 24,
+            "hours_found": day_files.hours_found,
+            "missing_hours": day_files.missing_hours,
+            "coverage_ratio": round(day_files.hours_found / 24, 4),
+            "is_partial": bool(day_files.missing_hours),
+            "rows_by_hour": {hour: self.rows_by_hour.get(hour, 0) for hour in archive.HOURS},
+            "skipped_lines": {
+                "total": self.skipped_total,
+                "by_hour": {hour: n for hour, n in self.skipped_by_hour.items() if n},
+                "by_reason": dict(sorted(self.skipped_by_reason.items())),
+                "truncated_hours": self.truncated_hours,
+            },
+            "coerced_values": coercions_for_tier(self.coercions, tier),
+            "min_snapshot_ts": self.min_ts,
+            "max_snapshot_ts": self.max_ts,
+            "symbols": self.symbols,
+        }
+
+
+def coercions_for_tier(coercions, tier):
+    """The tier 3 coercion counts, renamed to the paths of the tier's own columns."""
+    renamed = Counter()
+    for col in TIER_COLUMNS[Tier(tier)]:
+        for source in col.sources:
+            for path, count in coercions.items():
+                if path == source or path.startswith((source + ".", source + "[")):
+                    renamed[col.name + path[len(source) :]] += count
+    return dict(sorted(renamed.items()))
+
+
+def write_day_files(day_files, tiers, out_dir, progress=None):
+    """Stream the day's hours into one Parquet file per tier. Memory follows one hour file."""
+    paths = {tier: out_dir / f"{tier}.parquet" for tier in tiers}
+    writers = {tier: pq.ParquetWriter(paths[tier], schema_for(tier), **PARQUET_OPTIONS) for tier in tiers}
+    # Tiers 1 and 2 are small: buffered for the day so they get one row group, not 24 tiny ones.
+    buffered = {tier: [] for tier in tiers if tier != Tier.TIER3}
+    rows_by_hour, skipped_by_hour, reasons = {}, {}, Counter()
+    truncated, coercions, symbols = [], Coercions(), set()
+    min_ts = max_ts = None
+    try:
+        for hour in archive.read_day(day_files):
+            rows_by_hour[hour.hour] = len(hour.entries)
+            skipped_by_hour[hour.hour] = hour.skipped_total
+            reasons.update(hour.skipped)
+            if hour.truncated:
+                truncated.append(hour.hour)
+            if progress:
+                progress(f"  {day_files.day} hour {hour.hour}: {len(hour.entries)} rows, {hour.skipped_total} skipped")
+            if not hour.entries:
+                continue
+            batch = shape_tier3(hour.entries, coercions)
+            del hour
+            symbols.update(batch.column("symbol").drop_null().to_pylist())
+            stamps = pc.min_max(batch.column("snapshot_ts"))
+            low, high = stamps["min"].as_py(), stamps["max"].as_py()
+            min_ts = low if min_ts is None or (low is not None and low < min_ts) else min_ts
+            max_ts = high if max_ts is None or (high is not None and high > max_ts) else max_ts
+            for tier in tiers:
+                if tier == Tier.TIER3:
+                    writers[tier].write_batch(batch)
+                else:
+                    buffered[tier].append(project(batch, tier))
+        for tier, batches in buffered.items():
+            if batches:
+                writers[tier].write_table(pa.Table.from_batches(batches, schema=schema_for(tier)))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return WrittenDay(paths, rows_by_hour, skipped_by_hour, reasons, truncated, coercions, min_ts, max_ts, len(symbols))
+
+
+def parse_day(text):
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
