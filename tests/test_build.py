@@ -1,0 +1,307 @@
+"""build_day: one archive day to three published tiers, exactly as the contract says."""
+
+import gzip
+import json
+from datetime import UTC, date, datetime
+from unittest import mock
+
+import pyarrow.parquet as pq
+import pytest
+import time_machine
+from django.conf import settings
+
+from deliveries import build, sample, storage
+from deliveries.models import DailyFile
+from deliveries.tiers import SCHEMAS, Tier
+
+pytestmark = pytest.mark.django_db
+
+DAY = date(2026, 11, 20)
+NOW = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def write(day=DAY, **kwargs):
+    kwargs.setdefault("entries_per_hour", 5)
+    kwargs.setdefault("samples_per_entry", 6)
+    return sample.write_day(settings.ARCHIVE_ROOT, day, **kwargs)
+
+
+def raw_entries(day=DAY):
+    """Every good entry of the day, straight from the JSON, in archive order."""
+    entries = []
+    folder = settings.ARCHIVE_ROOT / day.strftime("%Y%m%d")
+    for path in sorted(folder.glob("*.jsonl.gz")):
+        with gzip.open(path, "rb") as fh:
+            try:
+                for raw in fh:
+                    try:
+                        obj = json.loads(raw)
+                    except ValueError:
+                        continue
+                    if isinstance(obj, dict) and obj.get("symbol"):
+                        entries.append(obj)
+            except EOFError:
+                pass
+    return entries
+
+
+def read_tier(local_storage, tier, day=DAY):
+    return pq.read_table(local_storage / storage.daily_keys(tier, day)[0])
+
+
+def test_each_published_file_has_exactly_its_tier_schema(local_storage):
+    write()
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    for tier in Tier:
+        assert read_tier(local_storage, tier).schema.equals(SCHEMAS[tier]), tier
+
+
+def test_tier1_values_equal_the_json_including_silent_coins_and_null_futures(local_storage):
+    write(entries_per_hour=12)
+    build.build_day(DAY)
+    entries = raw_entries()
+    rows = read_tier(local_storage, Tier.TIER1).to_pylist()
+    assert len(rows) == len(entries)
+    silent_seen = non_silent_seen = 0
+    for entry, row in zip(entries, rows, strict=True):
+        last = (entry.get("twitter_sentiment_windows") or {}).get("last_cycle") or {}
+        activity = last.get("sentiment_activity") or {}
+        bucket_meta = (entry.get("twitter_sentiment_meta") or {}).get("bucket_meta") or {}
+        assert row["symbol"] == entry["symbol"]
+        assert row["snapshot_ts"] == entry["snapshot_ts"]
+        assert row["meta_added_ts"] == entry["meta"].get("added_ts")
+        assert row["meta_archive_schema_version"] == entry["meta"].get("archive_schema_version")
+        assert row["spot_mid"] == pytest.approx(entry["spot_raw"].get("mid"))
+        assert row["score_final"] == pytest.approx(entry["scores"].get("final"))
+        assert row["sentiment_posts_total"] == last.get("posts_total")
+        expected_silent = activity["is_silent"] if "is_silent" in activity else bucket_meta.get("is_silent")
+        assert row["sentiment_is_silent"] is expected_silent
+        mean = (last.get("hybrid_decision_stats") or {}).get("mean_score")
+        assert row["sentiment_mean_score"] == (pytest.approx(mean) if mean is not None else None)
+        silent_seen += row["sentiment_is_silent"] is True
+        non_silent_seen += row["sentiment_is_silent"] is False
+    assert silent_seen and non_silent_seen
+
+
+def test_tier2_and_tier3_values_equal_the_json_for_sampled_rows(local_storage):
+    write(entries_per_hour=12)
+    build.build_day(DAY)
+    entries = raw_entries()
+    tier2 = read_tier(local_storage, Tier.TIER2).to_pylist()
+    tier3 = read_tier(local_storage, Tier.TIER3).to_pylist()
+    null_futures = with_futures = 0
+    for index in range(0, len(entries), 7):
+        entry, row2, row3 = entries[index], tier2[index], tier3[index]
+        for name, delivered in row2["meta"].items():
+            value = entry["meta"].get(name)
+            if (
+                isinstance(value, float)
+                and not value.is_integer()
+                and SCHEMAS[Tier.TIER2].field("meta").type.field(name).type == "int64"
+            ):
+                assert delivered is None, name  # a fraction in an int64 field is nulled, and counted
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                assert delivered == pytest.approx(value), name
+            else:
+                assert delivered == value, name
+        assert row2["spot_raw"]["bid"] == pytest.approx(entry["spot_raw"]["bid"])
+        assert (
+            row2["twitter_sentiment_meta"]["bucket_meta"]["coin"]
+            == entry["twitter_sentiment_meta"]["bucket_meta"]["coin"]
+        )
+        if entry["futures_raw"] is None:
+            assert row3["futures_raw"] is None
+            null_futures += 1
+        else:
+            futures = entry["futures_raw"]
+            assert row3["futures_raw"]["contract"] == futures["contract"]
+            assert row3["futures_raw"]["open_interest_5m_delta_pct"] == pytest.approx(
+                futures["open_interest_1h_delta_pct"]
+            )
+            with_futures += 1
+        prices = entry["spot_prices"]
+        assert len(row3["spot_prices"]) == len(prices)
+        assert row3["spot_prices"][0]["ts"] == prices[0]["ts"]
+        assert row3["spot_prices"][-1]["mid"] == pytest.approx(prices[-1]["mid"])
+        assert "norm" not in row3 and "labels" not in row3
+    assert null_futures and with_futures
+
+
+def test_manifest_fields_and_checksum_match_the_bytes(local_storage):
+    stats = write()
+    build.build_day(DAY)
+    for tier in Tier:
+        data_key, manifest_key = storage.daily_keys(tier, DAY)
+        manifest = json.loads((local_storage / manifest_key).read_text(encoding="utf-8"))
+        data = local_storage / data_key
+        assert manifest["parquet_sha256"] == storage.sha256_of(data)
+        assert manifest["parquet_size_bytes"] == data.stat().st_size
+        assert manifest["row_count"] == pq.ParquetFile(data).metadata.num_rows == sum(stats.rows_by_hour.values())
+        assert manifest["tier"] == tier and manifest["kind"] == "daily" and manifest["schema_version"] == "v7"
+        assert manifest["date_utc"] == "2026-11-20" and manifest["archive_day"] == "20261120"
+        assert manifest["filename"] == f"instrumetriq_{tier}_daily_2026-11-20.parquet"
+        assert manifest["compression"] == "zstd"
+        assert manifest["columns"] == SCHEMAS[tier].names
+        assert manifest["hours_expected"] == 24 and manifest["hours_found"] == 24
+        assert manifest["missing_hours"] == [] and manifest["is_partial"] is False
+        assert manifest["coverage_ratio"] == 1.0
+        assert list(manifest["rows_by_hour"]) == [f"{h:02d}" for h in range(24)]
+        assert manifest["min_snapshot_ts"] <= manifest["max_snapshot_ts"]
+        assert manifest["min_snapshot_ts"].startswith("2026-11-20T")
+        assert manifest["symbols"] == len({e["symbol"] for e in raw_entries()})
+        assert (local_storage / manifest_key).read_text().startswith('{\n  "tier"')
+        row = DailyFile.objects.get(tier=tier, date=DAY)
+        assert (row.sha256, row.size_bytes, row.row_count) == (
+            manifest["parquet_sha256"],
+            manifest["parquet_size_bytes"],
+            manifest["row_count"],
+        )
+
+
+def test_partial_day_is_published_and_flagged(local_storage):
+    write(missing_hours=(3, 7, 11))
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED
+    row = DailyFile.objects.get(tier=Tier.TIER1, date=DAY)
+    assert row.is_partial and row.hours_found == 21
+    assert row.manifest["missing_hours"] == ["03", "07", "11"]
+    assert row.manifest["coverage_ratio"] == 0.875
+    assert row.manifest["rows_by_hour"]["03"] == 0
+
+
+def test_day_below_min_hours_publishes_nothing(settings):
+    settings.MIN_HOURS = 20
+    write(missing_hours=tuple(range(5)))
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.FAILED
+    assert "only 19 of 24 hour files" in result.message
+    assert result.cause == build.Cause.INPUT
+    assert not DailyFile.objects.exists()
+
+
+def test_missing_day_folder_fails_with_a_clear_message():
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.FAILED
+    assert "no archive folder for 2026-11-20" in result.message
+
+
+def test_today_is_refused():
+    result = build.build_day(NOW.date())
+    assert result.outcome == build.Outcome.FAILED
+    assert "not over yet" in result.message
+
+
+def test_bad_lines_are_skipped_and_counted_in_the_manifest(local_storage):
+    stats = write(flaws=True)
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    manifest = DailyFile.objects.get(tier=Tier.TIER3, date=DAY).manifest
+    expected_skipped = sum(stats.skipped_by_hour.values())
+    assert expected_skipped >= 3
+    assert manifest["skipped_lines"]["total"] == expected_skipped
+    assert manifest["skipped_lines"]["by_hour"] == {h: n for h, n in stats.skipped_by_hour.items() if n}
+    assert manifest["skipped_lines"]["truncated_hours"]
+    assert manifest["row_count"] == sum(stats.rows_by_hour.values())
+    assert manifest["is_partial"] is True
+
+
+def test_rebuilding_the_same_input_is_skipped_and_changes_nothing(local_storage):
+    write()
+    build.build_day(DAY)
+    before = {(d.tier, d.sha256, d.published_at) for d in DailyFile.objects.all()}
+    manifest_before = (local_storage / "tier1/daily/2026-11-20/manifest.json").read_bytes()
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.SKIPPED
+    assert "already published from the same input" in result.message
+    assert {(d.tier, d.sha256, d.published_at) for d in DailyFile.objects.all()} == before
+    assert (local_storage / "tier1/daily/2026-11-20/manifest.json").read_bytes() == manifest_before
+
+
+def test_force_rebuilds_and_the_data_is_byte_identical(local_storage):
+    write()
+    build.build_day(DAY)
+    first = {d.tier: (d.sha256, d.published_at) for d in DailyFile.objects.all()}
+    with time_machine.travel(datetime(2026, 11, 22, 2, 0, tzinfo=UTC), tick=False):
+        result = build.build_day(DAY, force=True)
+    assert result.outcome == build.Outcome.PUBLISHED
+    second = {d.tier: (d.sha256, d.published_at) for d in DailyFile.objects.all()}
+    assert {t: s for t, (s, _) in first.items()} == {t: s for t, (s, _) in second.items()}
+    assert all(second[t][1] > first[t][1] for t in first)
+
+
+def test_changed_input_is_rebuilt_without_force(local_storage):
+    write(missing_hours=(5,))
+    build.build_day(DAY)
+    assert DailyFile.objects.get(tier=Tier.TIER1, date=DAY).is_partial
+    write()  # the late hour file arrived
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED
+    assert not DailyFile.objects.get(tier=Tier.TIER1, date=DAY).is_partial
+
+
+def test_storage_failure_between_data_and_manifest_leaves_no_row_and_a_rerun_completes(local_storage):
+    write()
+    with mock.patch.object(storage, "put_bytes", side_effect=storage.StorageError("storage upload failed: outage")):
+        result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.FAILED
+    assert result.cause == build.Cause.STORAGE
+    assert "outage" in result.message
+    assert not DailyFile.objects.exists()
+    assert (local_storage / "tier1/daily/2026-11-20/data.parquet").exists()  # bytes, but nobody is shown them
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED
+    assert DailyFile.objects.count() == 3
+
+
+def test_failed_rebuild_leaves_the_previous_rows_untouched(local_storage):
+    write()
+    build.build_day(DAY)
+    before = list(DailyFile.objects.order_by("tier").values_list("tier", "sha256", "published_at"))
+    with mock.patch.object(storage, "put_file", side_effect=storage.StorageError("storage upload failed: outage")):
+        result = build.build_day(DAY, force=True)
+    assert result.outcome == build.Outcome.FAILED
+    assert list(DailyFile.objects.order_by("tier").values_list("tier", "sha256", "published_at")) == before
+
+
+def test_one_tier_only_builds_that_tier(local_storage):
+    write()
+    result = build.build_day(DAY, tiers=["tier2"])
+    assert result.outcome == build.Outcome.PUBLISHED
+    assert list(DailyFile.objects.values_list("tier", flat=True)) == ["tier2"]
+
+
+def test_dry_run_writes_nothing(local_storage):
+    write(missing_hours=(2,))
+    result = build.build_day(DAY, dry_run=True)
+    assert result.outcome == build.Outcome.DRY_RUN
+    assert "would build tier1, tier2, tier3 from 23 hour files" in result.message
+    assert not DailyFile.objects.exists()
+    assert storage.list_keys() == []
+
+
+@pytest.mark.s3
+def test_s3_backend_end_to_end_keys_and_content_types(s3_storage):
+    write()
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    listing = s3_storage.list_objects_v2(Bucket=s3_storage.bucket)
+    keys = sorted(obj["Key"] for obj in listing["Contents"])
+    assert keys == sorted(k for tier in Tier for k in storage.daily_keys(tier, DAY))
+    for tier in Tier:
+        data_key, manifest_key = storage.daily_keys(tier, DAY)
+        head = s3_storage.head_object(Bucket=s3_storage.bucket, Key=data_key)
+        assert head["ContentType"] == storage.PARQUET_CONTENT_TYPE
+        assert s3_storage.head_object(Bucket=s3_storage.bucket, Key=manifest_key)["ContentType"] == "application/json"
+        body = s3_storage.get_object(Bucket=s3_storage.bucket, Key=data_key)["Body"].read()
+        row = DailyFile.objects.get(tier=tier, date=DAY)
+        assert len(body) == row.size_bytes
+        import hashlib
+
+        assert hashlib.sha256(body).hexdigest() == row.sha256
