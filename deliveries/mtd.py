@@ -1,0 +1,397 @@
+"""Month-to-date bundles: every published day of a month, up to yesterday, in one Parquet file.
+
+Built from the published daily files (never from the archive), so the bundle holds exactly what
+subscribers could download day by day. Days are streamed one row group at a time into a single
+writer: peak memory is one row group, whatever the number of days.
+"""
+
+import tempfile
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.utils import timezone
+
+from . import publish, storage
+from .models import DailyFile, MonthBundle
+from .tiers import SCHEMA_VERSION, Tier, schema_for
+
+OUTCOMES = ("built", "unchanged", "no_days", "dry_run", "failed")
+
+
+class MtdError(Exception):
+    """A month cannot be bundled as it stands (bad daily file); nothing was published."""
+
+
+@dataclass
+class MonthResult:
+    tier: str
+    month: date
+    outcome: str
+    days_included: list = field(default_factory=list)
+    rows: int = 0
+    message: str = ""
+
+    @property
+    def month_label(self):
+        return f"{self.month:%Y-%m}"
+
+
+# --- Dates ---------------------------------------------------------------------------------------
+
+
+def month_start(day):
+    return day.replace(day=1)
+
+
+def month_end(first):
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def previous_month(first):
+    return month_start(first - timedelta(days=1))
+
+
+def parse_month(text):
+    """``YYYY-MM`` to the month's first day; ValueError otherwise."""
+    year, _, month = text.partition("-")
+    if len(year) != 4 or len(month) != 2:
+        raise ValueError(f"month must be YYYY-MM, not {text!r}")
+    return date(int(year), int(month), 1)
+
+
+def coverage(first, today):
+    """(start, end) of the range a bundle covers on ``today``; end < start when nothing is due yet."""
+    return first, min(today - timedelta(days=1), month_end(first))
+
+
+def _today(today):
+    return today or timezone.now().date()
+
+
+# --- What is published and what a bundle holds --------------------------------------------------
+
+
+def published_days(tier, first, through):
+    """The tier's live DailyFiles of the month up to ``through`` (inclusive), in date order."""
+    return list(DailyFile.objects.for_tier(tier).published().in_month(first).filter(date__lte=through).order_by("date"))
+
+
+def bundle_days(bundle):
+    """{date iso: daily sha256} of the days a bundle's manifest says it holds."""
+    if bundle is None:
+        return {}
+    return {day["date"]: day["parquet_sha256"] for day in bundle.manifest.get("days", [])}
+
+
+def days_lacking(tier, first, *, through=None):
+    """Live DailyFiles of the month (up to ``through``) that the month's bundle lacks or holds an
+    older version of. Retention and the health check ask this too: a day listed here is not yet
+    safe to delete, and a bundle with one is stale."""
+    through = min(through or month_end(first), month_end(first))
+    if through < first:
+        return []
+    bundle = MonthBundle.objects.for_tier(tier).filter(month=first).first()
+    held = bundle_days(bundle)
+    return [daily for daily in published_days(tier, first, through) if held.get(daily.date.isoformat()) != daily.sha256]
+
+
+def months_to_build(today=None, tiers=None):
+    """Month starts the nightly run should (re)build, oldest first.
+
+    The current month once it has a published day before today. The previous month on the 1st
+    (to complete it with its last day), and on any later day if its bundle still lacks a published
+    day, so a failed run on the 1st is healed the next night instead of leaving a hole.
+    """
+    today = _today(today)
+    tiers = [Tier(t) for t in (tiers or Tier.values)]
+    current = month_start(today)
+    previous = previous_month(current)
+    months = []
+    if today.day == 1:
+        if any(published_days(tier, previous, month_end(previous)) for tier in tiers):
+            months.append(previous)
+    elif any(days_lacking(tier, previous) for tier in tiers):
+        months.append(previous)
+    yesterday = today - timedelta(days=1)
+    if yesterday >= current and any(published_days(tier, current, yesterday) for tier in tiers):
+        months.append(current)
+    return months
+
+
+# --- Building ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Day:
+    """One day going into a bundle and where its rows come from: its daily file, or the current
+    bundle when retention has already deleted the daily file (the bundle then carries it forward)."""
+
+    daily: DailyFile
+    from_bundle: bool
+
+
+def _included_days(tier, first, start, end, bundle):
+    """The days the bundle will hold, in date order.
+
+    A live daily file is always included. A deleted one is included when the current bundle holds
+    exactly that version: retention deletes daily files after 7 days, so from the 8th of a month
+    on, the earlier days exist only in the bundle, and the bundle must carry them forward.
+    """
+    held = bundle_days(bundle)
+    rows = DailyFile.objects.for_tier(tier).in_month(first).filter(date__gte=start, date__lte=end).order_by("date")
+    days = []
+    for daily in rows:
+        in_bundle = held.get(daily.date.isoformat()) == daily.sha256
+        if daily.deleted_at is None:
+            days.append(_Day(daily, in_bundle))
+        elif in_bundle:
+            days.append(_Day(daily, True))
+    if not any(day.from_bundle and day.daily.deleted_at is not None for day in days):
+        # Nothing needs the bundle: read every day from its own daily file (no bundle download).
+        days = [_Day(day.daily, False) for day in days]
+    return days
+
+
+def _plan(days):
+    return [(day.daily.date.isoformat(), day.daily.sha256) for day in days]
+
+
+def _is_current(bundle, days, start, end):
+    """True when the bundle already holds exactly these day versions over this range, at this
+    schema version, and its objects are in storage at the recorded size."""
+    if bundle is None:
+        return False
+    manifest = bundle.manifest
+    same_days = [(d["date"], d["parquet_sha256"]) for d in manifest.get("days", [])] == _plan(days)
+    same_range = (manifest.get("coverage_start_date"), manifest.get("coverage_end_date")) == (
+        start.isoformat(),
+        end.isoformat(),
+    )
+    same_schema = (
+        manifest.get("schema_version") == SCHEMA_VERSION and manifest.get("columns") == schema_for(bundle.tier).names
+    )
+    if not (same_days and same_range and same_schema):
+        return False
+    return storage.size(bundle.key) == bundle.size_bytes and storage.exists(bundle.manifest_key)
+
+
+def conform(table, schema, label):
+    """The table in exactly the tier's schema: columns by name, missing ones null, unknown ones
+    dropped, types cast safely. A value the tier's type cannot hold is an error, not a silent change."""
+    if table.schema.equals(schema):
+        return table
+    columns = []
+    for target in schema:
+        if target.name in table.column_names:
+            column = table.column(target.name)
+            try:
+                columns.append(column if column.type.equals(target.type) else column.cast(target.type, safe=True))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise MtdError(f"{label}: column {target.name} does not fit the tier's type: {exc}") from exc
+        else:
+            columns.append(pa.nulls(table.num_rows, target.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _download_verified(key, sha256, path, label):
+    storage.download_to(key, path)
+    digest = storage.sha256_of(path)
+    if digest != sha256:
+        raise MtdError(
+            f"{label}: sha256 in storage {digest[:12]}... differs from the published {sha256[:12]}...; "
+            "republish it or fix storage"
+        )
+
+
+class _RowStream:
+    """A Parquet file's rows in order, handed out a count at a time, one row group in memory."""
+
+    def __init__(self, path):
+        self.file = pq.ParquetFile(path, memory_map=False)
+        self.next_group = 0
+        self.pending = None
+
+    def take(self, count):
+        while count > 0:
+            if self.pending is None or self.pending.num_rows == 0:
+                if self.next_group >= self.file.num_row_groups:
+                    raise MtdError("the current bundle has fewer rows than its manifest says")
+                self.pending = self.file.read_row_group(self.next_group)
+                self.next_group += 1
+            chunk = self.pending.slice(0, count)
+            self.pending = self.pending.slice(chunk.num_rows)
+            count -= chunk.num_rows
+            yield chunk
+
+    def close(self):
+        self.file.close()
+
+
+class _BundleSource:
+    """The current bundle, read forward once: days it holds are taken in date order, the days
+    between them that are replaced by a newer daily file are skipped."""
+
+    def __init__(self, bundle, workdir):
+        self.bundle = bundle
+        self.path = Path(workdir) / "current-bundle.parquet"
+        label = f"{bundle.tier} {bundle.month_label} current bundle"
+        _download_verified(bundle.key, bundle.sha256, self.path, label)
+        self.stream = _RowStream(self.path)
+        self.entries = list(bundle.manifest.get("days", []))
+        self.position = 0
+
+    def rows_of(self, daily):
+        iso = daily.date.isoformat()
+        while self.position < len(self.entries) and self.entries[self.position]["date"] != iso:
+            for _ in self.stream.take(self.entries[self.position]["row_count"]):
+                pass
+            self.position += 1
+        if self.position == len(self.entries):
+            raise MtdError(f"{daily.tier} {iso}: the current bundle's manifest does not list the day")
+        entry = self.entries[self.position]
+        self.position += 1
+        if entry["row_count"] != daily.row_count:
+            raise MtdError(
+                f"{daily.tier} {iso}: the current bundle holds {entry['row_count']} rows, the day has {daily.row_count}"
+            )
+        yield from self.stream.take(entry["row_count"])
+
+    def close(self):
+        self.stream.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _daily_rows(daily, workdir):
+    """Row groups of one downloaded, verified daily file; the temp file goes when done."""
+    local = Path(workdir) / f"{daily.date.isoformat()}.parquet"
+    try:
+        _download_verified(daily.key, daily.sha256, local, f"{daily.tier} {daily.date} daily file")
+        with pq.ParquetFile(local, memory_map=False) as parquet:
+            for index in range(parquet.num_row_groups):
+                yield parquet.read_row_group(index)
+    finally:
+        local.unlink(missing_ok=True)
+
+
+def _write_bundle(out, tier, days, bundle, workdir):
+    """Stream every day into one writer of the tier's schema. Returns the row count."""
+    schema = schema_for(tier)
+    source = _BundleSource(bundle, workdir) if any(day.from_bundle for day in days) else None
+    total = 0
+    try:
+        with pq.ParquetWriter(out, schema=schema, compression="zstd") as writer:
+            for day in days:
+                daily = day.daily
+                label = f"{tier} {daily.date}"
+                chunks = source.rows_of(daily) if day.from_bundle else _daily_rows(daily, workdir)
+                rows = 0
+                with closing(chunks):
+                    for chunk in chunks:
+                        table = conform(chunk, schema, label)
+                        writer.write_table(table)
+                        rows += table.num_rows
+                if rows != daily.row_count:
+                    raise MtdError(f"{label}: file has {rows} rows, the published day says {daily.row_count}")
+                total += rows
+    finally:
+        if source is not None:
+            source.close()
+    return total
+
+
+def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at):
+    """The bundle's manifest (data contract section 3, MTD keys)."""
+    included = [daily.date.isoformat() for daily in dailies]
+    present = set(included)
+    span = (end - start).days + 1
+    return {
+        "tier": tier,
+        "kind": "mtd",
+        "schema_version": SCHEMA_VERSION,
+        "month": f"{first:%Y-%m}",
+        "build_ts_utc": built_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "row_count": rows,
+        "parquet_sha256": storage.sha256_of(parquet_path),
+        "parquet_size_bytes": Path(parquet_path).stat().st_size,
+        "filename": f"instrumetriq_{tier}_mtd_{first:%Y-%m}.parquet",
+        "compression": "zstd",
+        "columns": schema_for(tier).names,
+        "coverage_start_date": start.isoformat(),
+        "coverage_end_date": end.isoformat(),
+        "days_included": included,
+        "days_missing": [
+            iso for iso in ((start + timedelta(days=i)).isoformat() for i in range(span)) if iso not in present
+        ],
+        "partial_days": [daily.date.isoformat() for daily in dailies if daily.is_partial],
+        "days": [
+            {
+                "date": daily.date.isoformat(),
+                "parquet_sha256": daily.sha256,
+                "row_count": daily.row_count,
+                "is_partial": daily.is_partial,
+            }
+            for daily in dailies
+        ],
+    }
+
+
+def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
+    """Build and publish one tier's bundle for the month starting ``month_start``.
+
+    Publishes nothing unless every day was read and verified; the MonthBundle row changes only
+    after data and manifest are both in storage (``publish.publish_month``).
+    """
+    tier = Tier(tier).value
+    first = month_start.replace(day=1)
+    today = _today(today)
+    start, end = coverage(first, today)
+    result = MonthResult(tier=tier, month=first, outcome="no_days")
+    if end < start:
+        result.message = f"nothing due yet: the month starts {first}"
+        return result
+    try:
+        bundle = MonthBundle.objects.for_tier(tier).filter(month=first).first()
+        days = _included_days(tier, first, start, end, bundle)
+        dailies = [day.daily for day in days]
+        result.days_included = [daily.date.isoformat() for daily in dailies]
+        result.rows = sum(daily.row_count for daily in dailies)
+        if not days:
+            result.message = f"no published day between {start} and {end}"
+            return result
+        if not force and _is_current(bundle, days, start, end):
+            result.outcome = "unchanged"
+            result.message = f"{len(days)} days, the bundle already holds them"
+            return result
+        if dry_run:
+            result.outcome = "dry_run"
+            result.message = f"would build {len(days)} days ({start} to {end}), {result.rows} rows"
+            return result
+        with tempfile.TemporaryDirectory(prefix="mtd-") as workdir:
+            out = Path(workdir) / "mtd.parquet"
+            rows = _write_bundle(out, tier, days, bundle, workdir)
+            built_at = timezone.now()
+            manifest = mtd_manifest(tier, first, start, end, dailies, rows, out, built_at)
+            publish.publish_month(tier, first, out, manifest, built_at=built_at)
+        result.outcome = "built"
+        result.rows = rows
+        missing = len(manifest["days_missing"])
+        result.message = f"{len(days)} days, {rows} rows, {manifest['parquet_size_bytes']} bytes" + (
+            f", {missing} missing" if missing else ""
+        )
+    except Exception as exc:  # one tier's month fails alone; the run reports it and goes on
+        result.outcome = "failed"
+        known = isinstance(exc, MtdError | storage.StorageError)
+        result.message = str(exc) if known else f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def build_months(tiers=None, months=None, *, today=None, dry_run=False, force=False):
+    """Bundle each month (default: ``months_to_build``) for each tier. Returns one result each."""
+    today = _today(today)
+    tiers = [Tier(t).value for t in (tiers or Tier.values)]
+    months = [m.replace(day=1) for m in months] if months else months_to_build(today, tiers)
+    return [build_month(tier, first, today=today, dry_run=dry_run, force=force) for first in months for tier in tiers]
