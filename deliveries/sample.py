@@ -875,7 +875,7 @@ def write_day(
         lines = [(_line(head, text) + "\n").encode() for head, text in parts]
         for kind, line, position in (
             ("blank", b"\n", 1),
-            ("not_json", lines[0][: len(lines[0]) // 3] + b"\n", 2),
+            ("not_json", _cut(lines[0]), 2),
             ("not_object", (FLAW_NOT_OBJECT_LINE + "\n").encode(), 1),
         ):
             if kind in kinds:
@@ -905,6 +905,12 @@ def write_day(
         stats.min_snapshot_ts, stats.max_snapshot_ts = min(snapshots), max(snapshots)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _cut(line):
+    """An entry cut at a third (on a character boundary: the line stays UTF-8, only not JSON)."""
+    text = line.decode()
+    return (text[: len(text) // 3] + "\n").encode()
 
 
 def _coerce(parts, stats):
