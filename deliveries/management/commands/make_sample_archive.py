@@ -77,9 +77,10 @@ class Command(BaseCommand):
         notes = [f"{sum(stats.is_partial for stats in results)} partial"]
         if options["flaws"]:
             notes.append(f"flaws on {dates[-1]}")
+        plural = "" if len(results) == 1 else "s"
         self.stdout.write(
-            f"Wrote {len(results)} day{'' if len(results) == 1 else 's'} ({', '.join(notes)}) to {root}: {files} hour files, {rows} entries, "
-            f"{size / 1e6:.1f} MB gzipped, in {seconds:.1f} s (seed {options['seed']})."
+            f"Wrote {len(results)} day{plural} ({', '.join(notes)}) to {root}: {files} hour files, "
+            f"{rows} entries, {size / 1e6:.1f} MB gzipped, in {seconds:.1f} s (seed {options['seed']})."
         )
 
     def progress(self, stats):
