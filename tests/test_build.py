@@ -112,10 +112,12 @@ def test_tier2_and_tier3_values_equal_the_json_for_sampled_rows(local_storage):
             else:
                 assert delivered == value, name
         assert row2["spot_raw"]["bid"] == pytest.approx(entry["spot_raw"]["bid"])
-        assert (
-            row2["twitter_sentiment_meta"]["bucket_meta"]["coin"]
-            == entry["twitter_sentiment_meta"]["bucket_meta"]["coin"]
-        )
+        bucket_meta = (entry.get("twitter_sentiment_meta") or {}).get("bucket_meta")
+        delivered_meta = row2["twitter_sentiment_meta"]
+        if bucket_meta:
+            assert delivered_meta["bucket_meta"]["coin"] == bucket_meta["coin"]
+        elif delivered_meta is not None:
+            assert delivered_meta["bucket_meta"] is None
         if entry["futures_raw"] is None:
             assert row3["futures_raw"] is None
             null_futures += 1
