@@ -1,0 +1,69 @@
+"""manage.py apply_retention: delete daily files past the newest N published days of each tier."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from deliveries import locks, retention, storage
+from deliveries.models import BuildRun
+from deliveries.runs import start_run
+from deliveries.tiers import Tier
+
+
+class Command(BaseCommand):
+    help = "Keep each tier's newest N published days in storage (default DAILY_RETENTION_DAYS); list orphans."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--keep-days", type=int, default=None, help="default: DAILY_RETENTION_DAYS")
+        parser.add_argument("--tier", action="append", choices=Tier.values, dest="tiers", help="repeatable")
+        parser.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
+        parser.add_argument(
+            "--delete-orphans", action="store_true", help="also delete objects under the tier prefixes no row knows"
+        )
+
+    def handle(self, *args, keep_days=None, tiers=None, dry_run=False, delete_orphans=False, **options):
+        if keep_days is not None and keep_days < 1:
+            raise CommandError("--keep-days must be at least 1")
+        arguments = {"keep_days": keep_days, "tiers": tiers, "dry_run": dry_run, "delete_orphans": delete_orphans}
+        recorder = start_run("apply_retention", arguments)
+        try:
+            if dry_run:
+                report = retention.apply_retention(keep_days=keep_days, dry_run=True, tiers=tiers)
+            else:
+                with locks.lease():
+                    report = retention.apply_retention(keep_days=keep_days, delete_orphans=delete_orphans, tiers=tiers)
+        except locks.LeaseHeld as exc:
+            recorder.finish(BuildRun.Outcome.LOCKED, error=str(exc))
+            raise CommandError(f"retention not applied: {exc}") from None
+        except storage.StorageError as exc:
+            recorder.finish(BuildRun.Outcome.FAILED, error=str(exc))
+            raise CommandError(f"retention stopped (a rerun completes it): {exc}") from None
+        except Exception as exc:
+            recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+        verb = "would delete" if dry_run else "deleted"
+        for tier in report.tiers:
+            line = f"{tier.tier}: kept {len(tier.kept)}, {verb} {len(tier.deleted)}"
+            if tier.deleted:
+                line += f" ({', '.join(d.isoformat() for d in sorted(tier.deleted))})"
+            if tier.protected:
+                line += (
+                    f", protected {len(tier.protected)} the month's bundle lacks "
+                    f"({', '.join(d.isoformat() for d in sorted(tier.protected))}; run build_mtd)"
+                )
+            self.stdout.write(line)
+            recorder.run.results.append(
+                {
+                    "tier": tier.tier,
+                    "outcome": "dry_run" if dry_run else "success",
+                    "message": line,
+                }
+            )
+        removed = set(report.orphans_removed)
+        for key in report.orphans_found:
+            self.stdout.write(f"orphan {key}: {'removed' if key in removed else 'kept (use --delete-orphans)'}")
+        summary = (
+            f"retention keep {report.keep_days}: {verb} {report.deleted_count} days, "
+            f"protected {report.protected_count}, orphans {len(report.orphans_found)} found, "
+            f"{len(report.orphans_removed)} removed"
+        )
+        recorder.finish(BuildRun.Outcome.DRY_RUN if dry_run else BuildRun.Outcome.SUCCESS)
+        self.stdout.write(summary + (" (dry run: nothing changed)" if dry_run else ""))
