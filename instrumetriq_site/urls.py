@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from deliveries import health_views
+
 admin.site.site_header = "Instrumetriq delivery"
 admin.site.site_title = "Instrumetriq delivery"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", health_views.healthz, name="healthz"),
     path("", include("deliveries.urls")),
 ]

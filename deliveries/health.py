@@ -1,0 +1,133 @@
+"""Health checks shared by ``manage.py healthcheck`` and ``/healthz``.
+
+Every message is one line and safe to show publicly: tiers, dates, storage keys and counts, never
+an exception text (it could carry an endpoint with credentials, a bucket policy, a token).
+"""
+
+from dataclasses import dataclass
+from datetime import time, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+
+from . import mtd, storage
+from .models import BuildRun, DailyFile, MonthBundle
+from .tiers import Tier
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    tier: str | None
+    message: str
+
+    def as_dict(self):
+        return {"code": self.code, "message": self.message}
+
+
+def deadline():
+    """BUILD_DEADLINE_UTC (``HH:MM``) as a time."""
+    hour, _, minute = settings.BUILD_DEADLINE_UTC.partition(":")
+    return time(int(hour), int(minute or 0))
+
+
+def expected_newest_day(now):
+    """The newest day that must be published by ``now``: yesterday once today's deadline has
+    passed, the day before until then (last night's build may still be running)."""
+    today = now.date()
+    return today - timedelta(days=1 if now.time() >= deadline() else 2)
+
+
+def _freshness(tier, expected):
+    newest = DailyFile.objects.for_tier(tier).published().newest_first().first()
+    if newest is None:
+        return [Problem("no_published_day", tier, f"{tier}: no published day")]
+    if newest.date < expected:
+        return [
+            Problem(
+                "stale",
+                tier,
+                f"{tier}: newest published day is {newest.date}, expected {expected} "
+                f"(deadline {settings.BUILD_DEADLINE_UTC} UTC)",
+            )
+        ]
+    return []
+
+
+def _mtd_complete(tier, expected):
+    """The bundle of the month of the expected newest day holds every published day up to it."""
+    lacking = mtd.days_lacking(tier, mtd.month_start(expected), through=expected)
+    if not lacking:
+        return []
+    days = ", ".join(daily.date.isoformat() for daily in lacking)
+    return [Problem("mtd_lacks_day", tier, f"{tier}: {expected:%Y-%m} bundle lacks published day(s) {days}")]
+
+
+def _last_build():
+    run = BuildRun.objects.filter(command="build_daily").latest_finished()
+    if run is not None and run.outcome == BuildRun.Outcome.FAILED:
+        return [
+            Problem("build_failed", None, f"last build_daily run (started {run.started_at:%Y-%m-%d %H:%M} UTC) failed")
+        ]
+    return []
+
+
+def _object_problems(tier, label, key, manifest_key, size_bytes):
+    problems = []
+    actual = storage.size(key)
+    if actual is None:
+        problems.append(Problem("object_missing", tier, f"{label}: data object {key} is missing"))
+    elif actual != size_bytes:
+        problems.append(
+            Problem("object_size", tier, f"{label}: data object {key} is {actual} bytes, expected {size_bytes}")
+        )
+    if not storage.exists(manifest_key):
+        problems.append(Problem("object_missing", tier, f"{label}: manifest {manifest_key} is missing"))
+    return problems
+
+
+def _objects(tiers):
+    """Every live daily file and each tier's newest bundle: present, at the recorded size."""
+    problems = []
+    for daily in DailyFile.objects.published().filter(tier__in=tiers).order_by("tier", "date"):
+        label = f"{daily.tier} {daily.date}"
+        problems += _object_problems(daily.tier, label, daily.key, daily.manifest_key, daily.size_bytes)
+    for tier in tiers:
+        bundle = MonthBundle.objects.for_tier(tier).newest_first().first()
+        if bundle is not None:
+            label = f"{tier} {bundle.month_label} bundle"
+            problems += _object_problems(tier, label, bundle.key, bundle.manifest_key, bundle.size_bytes)
+    return problems
+
+
+def run_checks(*, now=None, check_objects=True, tiers=None):
+    """Every problem found, in a stable order; an empty list means healthy."""
+    now = now or timezone.now()
+    tiers = [Tier(t).value for t in (tiers or Tier.values)]
+    problems = []
+    try:
+        storage.ping()
+        reachable = True
+    except storage.StorageError:
+        reachable = False
+        problems.append(Problem("storage_unreachable", None, f"storage ({settings.STORAGE_BACKEND}) is unreachable"))
+    try:
+        expected = expected_newest_day(now)
+        for tier in tiers:
+            problems += _freshness(tier, expected)
+        problems += _last_build()
+        for tier in tiers:
+            problems += _mtd_complete(tier, expected)
+        if check_objects and reachable:
+            try:
+                problems += _objects(tiers)
+            except storage.StorageError:
+                problems.append(Problem("storage_error", None, "storage failed while checking objects"))
+    except DatabaseError:
+        problems.append(Problem("database_unreachable", None, "database is unreachable"))
+    return problems
+
+
+def is_healthy(**kwargs):
+    return not run_checks(**kwargs)
