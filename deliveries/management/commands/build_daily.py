@@ -1,0 +1,69 @@
+"""The nightly job: ``manage.py build_daily`` (cron) or a rebuild/backfill of given days."""
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from deliveries import pipeline
+from deliveries.build import parse_day, yesterday
+from deliveries.tiers import Tier
+
+MAX_RANGE_DAYS = 400
+
+
+class Command(BaseCommand):
+    help = (
+        "Build and publish the three tiers' daily files (default: yesterday UTC plus any missed day), "
+        "then the month-to-date bundles, retention and the download index."
+    )
+
+    def add_arguments(self, parser):
+        when = parser.add_mutually_exclusive_group()
+        when.add_argument("--date", help="one UTC day, YYYY-MM-DD")
+        when.add_argument("--from", dest="date_from", help="first day of a backfill, YYYY-MM-DD (with --to)")
+        parser.add_argument("--to", dest="date_to", help="last day of a backfill, YYYY-MM-DD (with --from)")
+        parser.add_argument("--tier", action="append", choices=Tier.values, help="only this tier (repeatable)")
+        parser.add_argument("--force", action="store_true", help="rebuild days already published from the same input")
+        parser.add_argument("--dry-run", action="store_true", help="report what would be done; write nothing")
+
+    def handle(self, *args, **options):
+        days = self.requested_days(options)
+        verbosity = options["verbosity"]
+        result = pipeline.run_nightly(
+            days=days,
+            tiers=options["tier"],
+            force=options["force"],
+            dry_run=options["dry_run"],
+            progress=(lambda message: self.stdout.write(message)) if verbosity >= 1 else None,
+        )
+        summary = f"build_daily {result.summary()} (run #{result.run.pk})"
+        if not result.ok:
+            raise CommandError(summary)
+        self.stdout.write(self.style.SUCCESS(summary) if result.outcome != "locked" else self.style.WARNING(summary))
+
+    def requested_days(self, options):
+        """None for the nightly default; else the explicit days, after refusing impossible ones."""
+        try:
+            if options["date"]:
+                days = [parse_day(options["date"])]
+            elif options["date_from"] or options["date_to"]:
+                if not (options["date_from"] and options["date_to"]):
+                    raise CommandError("--from and --to go together")
+                first, last = parse_day(options["date_from"]), parse_day(options["date_to"])
+                if first > last:
+                    raise CommandError(f"--from {first} is after --to {last}")
+                if (last - first).days >= MAX_RANGE_DAYS:
+                    raise CommandError(f"a backfill is limited to {MAX_RANGE_DAYS} days; split it")
+                days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+            else:
+                return None
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        latest = yesterday(timezone.now())
+        too_late = [d for d in days if d > latest]
+        if too_late:
+            raise CommandError(
+                f"{too_late[0]} is today or later (UTC): a day is built once it is over and the archive has it"
+            )
+        return days

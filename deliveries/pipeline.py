@@ -1,0 +1,181 @@
+"""The nightly order of steps: daily files, then month-to-date, then retention, then the index.
+
+A step runs only if what it depends on succeeded: retention never runs after a failed build (it
+could delete the last good days while the new one is missing), and the index is rewritten only
+from what is really published. One BuildRun records every step; one lease keeps a second,
+overlapping run (the next cron tick, another host) from doing anything at all.
+"""
+
+import logging
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from . import archive, build, index, locks, mtd, retention
+from .models import BuildRun, DailyFile
+from .runs import start_run
+
+log = logging.getLogger("deliveries.pipeline")
+
+
+@dataclass
+class PipelineResult:
+    run: BuildRun
+    days: list = field(default_factory=list)  # build.DayResult
+    months: list = field(default_factory=list)  # mtd.MonthResult
+    retention: object = None
+    index_keys: list = field(default_factory=list)
+    locked_by: str = ""
+
+    @property
+    def outcome(self):
+        return self.run.outcome
+
+    @property
+    def ok(self):
+        return self.run.outcome not in {BuildRun.Outcome.FAILED}
+
+    def summary(self):
+        if self.locked_by:
+            return f"another build is running ({self.locked_by}); nothing done"
+        counts = {}
+        for day in self.days:
+            counts[day.outcome] = counts.get(day.outcome, 0) + 1
+        parts = [f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items())] or ["no days to build"]
+        failed_steps = [s["name"] for s in self.run.steps if s["outcome"] == "failed"]
+        tail = f"; failed steps: {', '.join(failed_steps)}" if failed_steps else ""
+        return f"{self.run.outcome}: days {', '.join(parts)}{tail}"
+
+
+def catch_up_days(now=None):
+    """The days a plain nightly run builds: yesterday plus every earlier day it missed.
+
+    The window reaches back to the start of yesterday's month (so the month-to-date bundle is
+    complete) or the retention window, whichever is longer. A day counts as missed when the
+    archive has it and it is not published from its current input.
+    """
+    last = build.yesterday(now)
+    window_start = min(last.replace(day=1), last - timedelta(days=settings.DAILY_RETENTION_DAYS - 1))
+    try:
+        archived = [d for d in archive.available_days(settings.ARCHIVE_ROOT) if window_start <= d < last]
+    except archive.ArchiveError:
+        archived = []
+    rows = DailyFile.objects.filter(date__gte=window_start, date__lt=last).values("date").annotate(n=Count("id"))
+    published = {row["date"]: row["n"] for row in rows}
+    missed = [d for d in archived if published.get(d, 0) < len(build.Tier)]
+    return [*missed, last]
+
+
+def run_nightly(*, days=None, tiers=None, force=False, dry_run=False, now=None, progress=None, command="build_daily"):
+    """Run the whole nightly job (or a backfill of ``days``). Returns a PipelineResult."""
+    now = now or timezone.now()
+    explicit = days is not None
+    days = sorted(set(days)) if explicit else catch_up_days(now)
+    arguments = {
+        "days": [d.isoformat() for d in days],
+        "tiers": list(tiers or []),
+        "force": force,
+        "dry_run": dry_run,
+        "explicit": explicit,
+    }
+    recorder = start_run(command, arguments)
+    result = PipelineResult(recorder.run)
+    say = progress or (lambda message: None)
+    try:
+        with locks.lease() as lease:
+            _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lease)
+    except locks.LeaseHeld as held:
+        result.locked_by = str(held)
+        recorder.finish(BuildRun.Outcome.LOCKED, error=str(held))
+        return result
+    except Exception as exc:
+        log.exception("nightly pipeline crashed")
+        recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+        _ping(failed=True, dry_run=dry_run)
+        return result
+    failed = any(step["outcome"] == "failed" for step in recorder.run.steps)
+    if dry_run:
+        outcome = BuildRun.Outcome.DRY_RUN
+    elif failed:
+        outcome = BuildRun.Outcome.FAILED
+    elif all(day.outcome == build.Outcome.SKIPPED for day in result.days):
+        outcome = BuildRun.Outcome.NOTHING_TO_DO
+    else:
+        outcome = BuildRun.Outcome.SUCCESS
+    errors = [f"{d.date}: {d.message}" for d in result.days if d.outcome == build.Outcome.FAILED]
+    errors += [
+        f"{s['name']}: {s['detail']}" for s in recorder.run.steps if s["outcome"] == "failed" and s["name"] != "daily"
+    ]
+    recorder.finish(outcome, error="\n".join(errors))
+    _ping(failed=failed, dry_run=dry_run)
+    return result
+
+
+def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lease):
+    last = build.yesterday(now)
+    with recorder.step("daily") as step:
+        for position, day in enumerate(days, 1):
+            say(f"[{position}/{len(days)}] {day}: building")
+            day_result = build.build_day(day, tiers=tiers, force=force, dry_run=dry_run, progress=None, now=now)
+            if (
+                day_result.outcome == build.Outcome.FAILED
+                and not explicit
+                and day < last
+                and day_result.cause == build.Cause.INPUT
+            ):
+                # An old day the archive cannot complete is reported, not retried as a failure nightly.
+                day_result.outcome = build.Outcome.SKIPPED
+                day_result.message = f"still not buildable: {day_result.message}"
+            result.days.append(day_result)
+            recorder.add_result(**day_result.as_dict())
+            say(f"[{position}/{len(days)}] {day}: {day_result.outcome}: {day_result.message}")
+            if not lease.renew():
+                raise locks.LeaseHeld(locks.Lease.objects.get(name=locks.BUILD_LEASE))
+        failures = [d for d in result.days if d.outcome == build.Outcome.FAILED]
+        step["detail"] = "; ".join(f"{d.date}: {d.message}" for d in failures) or f"{len(result.days)} days"
+        if failures:
+            step["outcome"] = "failed"
+    if any(s["outcome"] == "failed" for s in recorder.run.steps):
+        for name in ("mtd", "retention", "index"):
+            recorder.skip_step(name, "the daily build failed")
+        return
+
+    months = sorted({d.replace(day=1) for d in days} | set(mtd.months_to_build(now.astimezone(UTC).date())))
+    with recorder.step("mtd") as step:
+        result.months = mtd.build_months(tiers=tiers, months=months, today=now.astimezone(UTC).date(), dry_run=dry_run)
+        failed = [m for m in result.months if m.outcome == "failed"]
+        step["detail"] = "; ".join(f"{m.tier} {m.month:%Y-%m}: {m.outcome}" for m in result.months)
+        if failed:
+            step["outcome"] = "failed"
+    for month in result.months:
+        say(f"mtd {month.tier} {month.month:%Y-%m}: {month.outcome}: {month.message}")
+    if failed:
+        recorder.skip_step("retention", "the month-to-date build failed")
+    else:
+        with recorder.step("retention") as step:
+            report = result.retention = retention.apply_retention(dry_run=dry_run)
+            verb = "would delete" if dry_run else "deleted"
+            step["detail"] = f"{verb} {report.deleted_count} daily files, {report.protected_count} kept for the MTD"
+        say(f"retention: {step['detail']}")
+    if dry_run:
+        recorder.skip_step("index", "dry run")
+        return
+    with recorder.step("index") as step:
+        result.index_keys = index.publish_index()
+        step["detail"] = ", ".join(result.index_keys)
+
+
+def _ping(*, failed, dry_run):
+    url = settings.HEALTHCHECK_PING_URL
+    if not url or dry_run:
+        return
+    target = url.rstrip("/") + ("/fail" if failed else "")
+    try:
+        with urllib.request.urlopen(target, timeout=10) as response:  # noqa: S310 (operator-set https URL)
+            response.read()
+    except Exception as exc:
+        log.warning("healthcheck ping failed: %s", type(exc).__name__)

@@ -1,0 +1,108 @@
+"""build_daily as cron and the operator run it: arguments, output, exit status, BuildRun."""
+
+import io
+from datetime import UTC, date, datetime
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from deliveries import sample
+from deliveries.models import BuildRun, DailyFile
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def build_daily(*args):
+    out = io.StringIO()
+    call_command("build_daily", *args, stdout=out)
+    return out.getvalue()
+
+
+def write(day, **kwargs):
+    sample.write_day(settings.ARCHIVE_ROOT, day, entries_per_hour=2, samples_per_entry=3, **kwargs)
+
+
+def test_default_builds_yesterday_with_progress_and_one_summary_line():
+    write(date(2026, 11, 23))
+    output = build_daily()
+    lines = output.strip().splitlines()
+    assert any("2026-11-23: published" in line for line in lines)
+    assert lines[-1].startswith("build_daily success: days 1 published")
+    assert DailyFile.objects.filter(date=date(2026, 11, 23)).count() == 3
+    run = BuildRun.objects.get()
+    assert run.command == "build_daily" and run.outcome == "success"
+    assert run.arguments["days"] == ["2026-11-23"]
+    assert run.results[0]["outcome"] == "published"
+
+
+def test_rerun_is_skipped_with_a_one_line_message():
+    write(date(2026, 11, 23))
+    build_daily("--date", "2026-11-23")
+    output = build_daily("--date", "2026-11-23")
+    assert "2026-11-23: skipped: already published from the same input" in output
+    assert "nothing_to_do" in output.splitlines()[-1]
+
+
+def test_force_rebuilds():
+    write(date(2026, 11, 23))
+    build_daily("--date", "2026-11-23")
+    output = build_daily("--date", "2026-11-23", "--force")
+    assert "2026-11-23: published" in output
+
+
+def test_failed_day_exits_non_zero_and_the_other_days_still_run():
+    write(date(2026, 11, 20))
+    write(date(2026, 11, 22))
+    with pytest.raises(CommandError) as failure:
+        build_daily("--from", "2026-11-20", "--to", "2026-11-22")
+    assert "failed" in str(failure.value)
+    assert set(DailyFile.objects.values_list("date", flat=True)) == {date(2026, 11, 20), date(2026, 11, 22)}
+    run = BuildRun.objects.get()
+    assert run.outcome == "failed"
+    assert "2026-11-21: no archive folder" in run.error
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--date", "2026-11-24"], "today or later"),
+        (["--date", "2026-12-01"], "today or later"),
+        (["--date", "yesterday"], "is not a date"),
+        (["--from", "2026-11-20"], "--from and --to go together"),
+        (["--from", "2026-11-22", "--to", "2026-11-20"], "is after --to"),
+    ],
+)
+def test_impossible_dates_are_refused_with_a_clear_message(args, message):
+    with pytest.raises(CommandError, match=message):
+        build_daily(*args)
+    assert not BuildRun.objects.exists()
+
+
+def test_unknown_tier_is_refused():
+    with pytest.raises(CommandError):
+        build_daily("--tier", "tier9")
+
+
+def test_dry_run_reports_and_writes_nothing():
+    write(date(2026, 11, 23))
+    output = build_daily("--dry-run")
+    assert "would build tier1, tier2, tier3 from 24 hour files" in output
+    assert "dry_run" in output.splitlines()[-1]
+    assert not DailyFile.objects.exists()
+
+
+def test_unreadable_archive_root_fails_cleanly(settings, tmp_path):
+    settings.ARCHIVE_ROOT = tmp_path / "missing"
+    with pytest.raises(CommandError):
+        build_daily("--date", "2026-11-23")
+    assert "does not exist" in BuildRun.objects.get().error

@@ -1,0 +1,188 @@
+"""The nightly pipeline: step order, skip-on-failure, catch-up, the lease, the ping."""
+
+import http.server
+import json
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.utils import timezone
+
+from deliveries import locks, pipeline, sample, storage
+from deliveries.models import BuildRun, DailyFile, Lease, MonthBundle
+from deliveries.tiers import Tier
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 12, 0, 30, tzinfo=UTC)  # the nightly run for 2026-11-11
+YESTERDAY = date(2026, 11, 11)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def write_days(*days, **kwargs):
+    for day in days:
+        sample.write_day(settings.ARCHIVE_ROOT, day, entries_per_hour=2, samples_per_entry=3, **kwargs)
+
+
+def days_back(n, end=YESTERDAY):
+    return [end - timedelta(days=k) for k in range(n - 1, -1, -1)]
+
+
+def step_names_and_outcomes(run):
+    return [(s["name"], s["outcome"]) for s in run.steps]
+
+
+def test_nightly_runs_daily_then_mtd_then_retention_then_index():
+    write_days(*days_back(2))
+    result = pipeline.run_nightly()
+    assert result.ok
+    run = BuildRun.objects.get(pk=result.run.pk)
+    assert run.outcome == BuildRun.Outcome.SUCCESS
+    assert step_names_and_outcomes(run) == [
+        ("daily", "success"),
+        ("mtd", "success"),
+        ("retention", "success"),
+        ("index", "success"),
+    ]
+    assert all(step["seconds"] >= 0 for step in run.steps)
+    assert DailyFile.objects.filter(date=YESTERDAY).count() == 3
+    assert MonthBundle.objects.filter(month=date(2026, 11, 1)).count() == 3
+    index = json.loads(storage.read_bytes("index/tier1.json"))
+    assert [d["date"] for d in index["daily"]][:2] in (["2026-11-11", "2026-11-10"], ["2026-11-10", "2026-11-11"])
+    assert run.finished_at is not None
+
+
+def test_failed_build_skips_mtd_retention_and_index():
+    write_days(*days_back(9, YESTERDAY - timedelta(days=1)))  # yesterday is missing from the archive
+    pipeline.run_nightly(days=days_back(9, YESTERDAY - timedelta(days=1)))
+    published_before = set(DailyFile.objects.published().values_list("tier", "date"))
+    index_before = storage.read_bytes("index/tier1.json")
+
+    result = pipeline.run_nightly()
+    assert not result.ok
+    run = BuildRun.objects.get(pk=result.run.pk)
+    assert run.outcome == BuildRun.Outcome.FAILED
+    assert step_names_and_outcomes(run) == [
+        ("daily", "failed"),
+        ("mtd", "skipped"),
+        ("retention", "skipped"),
+        ("index", "skipped"),
+    ]
+    assert "no archive folder for 2026-11-11" in run.error
+    assert set(DailyFile.objects.published().values_list("tier", "date")) == published_before
+    assert storage.read_bytes("index/tier1.json") == index_before
+
+
+def test_next_night_catches_up_every_missed_day_the_archive_has():
+    write_days(*days_back(5))
+    pipeline.run_nightly(days=days_back(2, YESTERDAY - timedelta(days=3)))  # 11-07, 11-08 published
+    result = pipeline.run_nightly()
+    built = sorted(d.date for d in result.days if d.outcome == "published")
+    assert built == [date(2026, 11, 9), date(2026, 11, 10), date(2026, 11, 11)]
+    assert DailyFile.objects.count() == 15
+
+
+def test_old_day_that_is_still_incomplete_does_not_fail_every_night(settings):
+    write_days(YESTERDAY)
+    write_days(YESTERDAY - timedelta(days=2), missing_hours=tuple(range(10)))
+    result = pipeline.run_nightly()
+    outcomes = {d.date: d.outcome for d in result.days}
+    assert outcomes[YESTERDAY - timedelta(days=2)] == "skipped"
+    assert outcomes[YESTERDAY] == "published"
+    assert result.ok
+
+
+def test_second_overlapping_run_sees_the_first_and_leaves():
+    write_days(YESTERDAY)
+    locks.acquire(locks.BUILD_LEASE, "other-host:123", ttl=600)
+    result = pipeline.run_nightly()
+    assert result.outcome == BuildRun.Outcome.LOCKED
+    assert "other-host:123" in result.locked_by
+    assert not DailyFile.objects.exists()
+    assert Lease.objects.get().holder == "other-host:123"
+
+
+def test_lease_of_a_crashed_run_expires_and_the_next_run_proceeds(frozen_clock):
+    write_days(YESTERDAY)
+    locks.acquire(locks.BUILD_LEASE, "crashed:1", ttl=60)
+    frozen_clock.shift(timedelta(minutes=5))
+    result = pipeline.run_nightly()
+    assert result.outcome == BuildRun.Outcome.SUCCESS
+    assert not Lease.objects.exists()  # released at the end
+
+
+def test_lease_taken_over_only_once_by_compare_and_set():
+    locks.acquire(locks.BUILD_LEASE, "a", ttl=1)
+    Lease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    locks.acquire(locks.BUILD_LEASE, "b", ttl=600)
+    with pytest.raises(locks.LeaseHeld):
+        locks.acquire(locks.BUILD_LEASE, "c", ttl=600)
+    assert not locks.renew(locks.BUILD_LEASE, "a", ttl=600)
+
+
+def test_backfill_builds_every_day_and_the_mtd_once():
+    days = days_back(4)
+    write_days(*days)
+    result = pipeline.run_nightly(days=days)
+    run = BuildRun.objects.get(pk=result.run.pk)
+    assert [s["name"] for s in run.steps].count("mtd") == 1
+    assert len(run.results) == 4
+    bundle = MonthBundle.objects.get(tier=Tier.TIER2, month=date(2026, 11, 1))
+    assert bundle.days_included == [d.isoformat() for d in days]
+
+
+def test_dry_run_publishes_nothing_and_says_so():
+    write_days(YESTERDAY)
+    result = pipeline.run_nightly(dry_run=True)
+    assert result.outcome == BuildRun.Outcome.DRY_RUN
+    assert result.days[-1].outcome == "dry_run"
+    assert not DailyFile.objects.exists()
+    assert not MonthBundle.objects.exists()
+    assert storage.list_keys() == []
+
+
+def test_nothing_to_do_when_everything_is_already_published():
+    write_days(YESTERDAY)
+    pipeline.run_nightly()
+    result = pipeline.run_nightly()
+    assert result.outcome == BuildRun.Outcome.NOTHING_TO_DO
+    assert result.ok
+
+
+class PingRecorder(http.server.BaseHTTPRequestHandler):
+    paths = []
+
+    def do_GET(self):
+        PingRecorder.paths.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def ping_server(settings):
+    PingRecorder.paths = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), PingRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.HEALTHCHECK_PING_URL = f"http://127.0.0.1:{server.server_port}/ping/abc"
+    yield PingRecorder.paths
+    server.shutdown()
+
+
+def test_ping_url_is_requested_on_success_and_fail_on_failure(ping_server):
+    write_days(YESTERDAY)
+    pipeline.run_nightly()
+    assert ping_server == ["/ping/abc"]
+    pipeline.run_nightly(days=[YESTERDAY - timedelta(days=1)])  # not in the archive: fails
+    assert ping_server == ["/ping/abc", "/ping/abc/fail"]
