@@ -1,0 +1,65 @@
+"""Does this token open this tier? The one question the download views ask.
+
+Malformed input is turned away by shape alone, before any hashing or database work, so junk
+costs nothing. A well-formed token costs one HMAC and one indexed query, with no per-process
+cache: a rotation is seen by every worker on its next request.
+
+Only the standard library is imported at module level: ``tokens`` is imported while apps load.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Validation:
+    ok: bool
+    tier: str
+    state: str | None = None  # "current" or "next"
+    is_outgoing: bool = False  # the tier's current token while a next one is out: it dies at the promote
+    promotes_at: datetime | None = None  # when the outgoing token stops working (UTC)
+
+    def __bool__(self):
+        return self.ok
+
+
+def validate(tier, token, *, at=None):
+    """Accept ``tier``'s current token, or its next token during the overlap. Never raises on input.
+
+    With ``at`` (an aware datetime) the answer is read from the recorded history instead: which
+    tokens worked at that moment. Without it, the live rotation state decides, which does not
+    depend on the web host's clock agreeing with the cron host's.
+    """
+    from deliveries.tiers import Tier
+
+    from . import crypto
+
+    if not isinstance(tier, str) or tier not in Tier.values:
+        return Validation(ok=False, tier="")
+    tier = Tier(tier).value
+    if not crypto.is_well_formed(token):
+        return Validation(ok=False, tier=tier)
+    return _lookup(tier, token, at)
+
+
+def _lookup(tier, token, at):
+    from . import crypto
+    from .models import TierToken, TokenState
+    from .schedule import promote_after
+
+    digest = crypto.digest(token)
+    rows = TierToken.objects.filter(tier=tier, digest=digest).with_state_at(at).with_next_announced_at(at)
+    found = list(rows.values_list("digest", "state_at", "next_announced_at")[:1])
+    if not found:
+        return Validation(ok=False, tier=tier)
+    stored_digest, state, next_announced_at = found[0]
+    if not crypto.digests_match(stored_digest, digest):
+        return Validation(ok=False, tier=tier)
+    outgoing = state == TokenState.CURRENT and next_announced_at is not None
+    return Validation(
+        ok=True,
+        tier=tier,
+        state=str(state),
+        is_outgoing=outgoing,
+        promotes_at=promote_after(next_announced_at) if outgoing else None,
+    )
