@@ -1,0 +1,23 @@
+"""patreon_links: what to paste into each tier's pinned Patreon post, rebuilt from the sealed tokens."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from deliveries.tiers import Tier
+from tokens import links
+
+
+class Command(BaseCommand):
+    help = "Print each tier's Patreon link(s): the current one, and during the overlap the new one too."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--tier", action="append", choices=Tier.values, dest="tiers", help="Repeatable. Default: every tier."
+        )
+        parser.add_argument("--format", choices=links.FORMATS, default="text", dest="fmt")
+
+    def handle(self, *args, tiers=None, fmt="text", **options):
+        items = links.tier_links(tiers)
+        self.stdout.write(links.render(items, fmt), ending="")
+        broken = [item.tier for item in items if not item.ok]
+        if broken:
+            raise CommandError(f"no working link to print for {', '.join(broken)}")
