@@ -21,8 +21,9 @@ class RedactTokensFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
-        # django.request attaches the request; its repr carries the full path too.
+        # Handlers may format an attached request given as text; request objects are left whole
+        # (our formatter never prints them, and handlers such as mail_admins need the object).
         request = getattr(record, "request", None)
-        if request is not None and not isinstance(request, str):
-            record.request = redact(repr(request))
+        if isinstance(request, str):
+            record.request = redact(request)
         return True

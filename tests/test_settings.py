@@ -1,0 +1,82 @@
+"""Settings: development works with no environment; production refuses to start unsafe."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_KEY = "k" * 20 + "-production-secret-key-0123456789-abcdefghij"
+
+
+def load_settings(tmp_path, **env):
+    """Import the settings in a fresh interpreter with exactly this environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "SECRET", "DEBUG", "R2_"))}
+    clean.update(VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="instrumetriq_site.settings", **env)
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.DEBUG, s.STORAGE_BACKEND)"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+
+
+def test_development_defaults_need_no_environment(tmp_path):
+    result = load_settings(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "local"]
+
+
+def test_production_refuses_to_start_without_a_real_secret_key(tmp_path):
+    result = load_settings(tmp_path, DEBUG="0", ALLOWED_HOSTS="example.com")
+    assert result.returncode != 0
+    assert "set SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_a_short_secret_key(tmp_path):
+    result = load_settings(tmp_path, DEBUG="0", SECRET_KEY="short", ALLOWED_HOSTS="example.com")
+    assert result.returncode != 0
+    assert "at least 50 characters" in result.stderr
+
+
+def test_production_refuses_to_start_without_allowed_hosts(tmp_path):
+    result = load_settings(tmp_path, DEBUG="0", SECRET_KEY=REAL_KEY)
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS" in result.stderr
+
+
+def test_production_with_real_settings_starts(tmp_path):
+    result = load_settings(tmp_path, DEBUG="0", SECRET_KEY=REAL_KEY, ALLOWED_HOSTS="example.com")
+    assert result.returncode == 0, result.stderr
+
+
+def test_s3_backend_without_credentials_is_refused_by_name(tmp_path):
+    result = load_settings(tmp_path, STORAGE_BACKEND="s3", R2_BUCKET="b")
+    assert result.returncode != 0
+    assert "R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "value"), [("DEBUG", "maybe"), ("MIN_HOURS", "twenty")])
+def test_malformed_values_are_refused_with_the_setting_name(tmp_path, name, value):
+    result = load_settings(tmp_path, **{name: value})
+    assert result.returncode != 0
+    assert name in result.stderr
+
+
+def test_check_deploy_is_clean_in_production_mode(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "DEBUG", "SECRET"))}
+    env.update(
+        VAR_DIR=str(tmp_path),
+        DEBUG="0",
+        SECRET_KEY=REAL_KEY,
+        TOKEN_SECRET="t" * 64,
+        ALLOWED_HOSTS="data.example.com",
+        SITE_URL="https://data.example.com",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
