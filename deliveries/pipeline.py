@@ -120,7 +120,7 @@ def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say
     with recorder.step("daily") as step:
         for position, day in enumerate(days, 1):
             say(f"[{position}/{len(days)}] {day}: building")
-            day_result = build.build_day(day, tiers=tiers, force=force, dry_run=dry_run, progress=None, now=now)
+            day_result = _build_one_day(day, tiers, force, dry_run, now)
             if (
                 day_result.outcome == build.Outcome.FAILED
                 and not explicit
@@ -167,6 +167,16 @@ def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say
     with recorder.step("index") as step:
         result.index_keys = index.publish_index()
         step["detail"] = ", ".join(result.index_keys)
+
+
+def _build_one_day(day, tiers, force, dry_run, now):
+    """build_day, with an unexpected error contained to its day so the other days still run."""
+    try:
+        return build.build_day(day, tiers=tiers, force=force, dry_run=dry_run, now=now)
+    except Exception as exc:
+        log.exception("building %s failed unexpectedly", day)
+        message = f"unexpected error: {type(exc).__name__}: {exc}"
+        return build.DayResult(day, build.Outcome.FAILED, message, cause=build.Cause.SYSTEM)
 
 
 def _ping(*, failed, dry_run):

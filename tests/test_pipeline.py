@@ -186,3 +186,20 @@ def test_ping_url_is_requested_on_success_and_fail_on_failure(ping_server):
     assert ping_server == ["/ping/abc"]
     pipeline.run_nightly(days=[YESTERDAY - timedelta(days=1)])  # not in the archive: fails
     assert ping_server == ["/ping/abc", "/ping/abc/fail"]
+
+
+def test_unexpected_error_on_one_day_is_contained_and_the_other_days_still_run(monkeypatch):
+    days = days_back(3)
+    write_days(*days)
+    real_write = pipeline.build.write_day_files
+
+    def explode_on_the_middle_day(day_files, *args, **kwargs):
+        if day_files.day == days[1]:
+            raise RuntimeError("pyarrow went sideways")
+        return real_write(day_files, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.build, "write_day_files", explode_on_the_middle_day)
+    result = pipeline.run_nightly(days=days)
+    assert [d.outcome for d in result.days] == ["published", "failed", "published"]
+    assert "unexpected error: RuntimeError: pyarrow went sideways" in result.run.error
+    assert result.outcome == BuildRun.Outcome.FAILED
