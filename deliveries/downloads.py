@@ -1,0 +1,417 @@
+"""Plain functions behind the subscriber pages and download endpoints.
+
+Which files a tier shows, which stored object a download URL means, how its bytes leave (a 302 to a
+presigned URL on S3/R2, or a Range/ETag-aware stream from local storage) and how it is counted.
+Views stay thin: they check the token, call these, and turn ``NotAvailable``/``StorageError`` into
+a 404 or a 503.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
+from django.db.models.fields.json import KT
+from django.http import FileResponse, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
+from django.http.response import StreamingHttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header, http_date
+
+from . import storage
+from .models import DailyFile, DownloadCount, MonthBundle
+
+logger = logging.getLogger(__name__)
+
+DAILY, MTD = "daily", "mtd"
+CHUNK = 256 * 1024
+
+# The storage layout of data-contract section 4; anything else is not a deliverable object.
+KEY_PATTERN = re.compile(
+    r"^(?P<tier>tier[1-9])/(?P<kind>daily|mtd)/(?P<label>\d{4}-\d{2}(?:-\d{2})?)/(?P<part>data\.parquet|manifest\.json)$"
+)
+
+
+# A parameter value no tier has, replaced by the real tier when a compiled query runs.
+TIER_PARAM = "\x00tier"
+
+
+class NotAvailable(Exception):
+    """No such file to hand out: never published, deleted by retention, or gone from storage."""
+
+
+# --- What a tier shows ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The files on a tier's page, feed and API: the newest month bundle and the retained days."""
+
+    tier: str
+    mtd: MonthBundle | None
+    daily: list = field(default_factory=list)
+
+    @property
+    def last_build_at(self):
+        """Newest build among the shown files: no query for BuildRun needed."""
+        stamps = [daily.built_at for daily in self.daily]
+        if self.mtd is not None:
+            stamps.append(self.mtd.built_at)
+        return max(stamps, default=None)
+
+    @property
+    def is_empty(self):
+        return self.mtd is None and not self.daily
+
+
+# Only what the page, API and feed show: the manifest of a day and ``input_fingerprint`` stay behind.
+DAILY_FIELDS = (
+    "id", "tier", "date", "key", "manifest_key", "size_bytes", "sha256", "row_count", "hours_found", "is_partial",
+    "built_at", "published_at", "deleted_at",
+)  # fmt: skip
+MTD_FIELDS = (
+    "id", "tier", "month", "key", "manifest_key", "coverage_start", "coverage_end", "days_included", "days_missing",
+    "partial_days", "row_count", "size_bytes", "sha256", "manifest", "built_at",
+)  # fmt: skip
+DAILY_SHOWN = DAILY_FIELDS + ("missing_hours",)
+
+_compiled = {}
+
+
+def _compiled_sql(name, build):
+    """SQL of an ORM query, compiled once per process and database: on a page that runs in about a
+    millisecond, compiling the same three queries again each time would be most of the cost."""
+    key = (name, connection.alias, connection.vendor)
+    if key not in _compiled:
+        _compiled[key] = build().query.sql_with_params()
+    return _compiled[key]
+
+
+def _convert(model, names, row):
+    """Database values to Python the way the ORM's converters would, for the field types used here."""
+    values = {}
+    for name, value in zip(names, row, strict=True):
+        field = model._meta.get_field(name) if name != "missing_hours" else None
+        kind = field.get_internal_type() if field else "JSONField"
+        if value is not None:
+            if kind == "DateTimeField" and timezone.is_naive(value):
+                value = value.replace(tzinfo=UTC)
+            elif kind == "DateField" and isinstance(value, str):
+                value = date.fromisoformat(value)
+            elif kind == "JSONField" and isinstance(value, str | bytes):
+                value = json.loads(value)
+            elif kind == "BooleanField":
+                value = bool(value)
+        values[name] = value
+    return values
+
+
+def _fetch(name, model, names, build, params):
+    sql, template_params = _compiled_sql(name, build)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [params.get(p, p) for p in template_params])
+        return [_convert(model, names, row) for row in cursor.fetchall()]
+
+
+def _daily_instance(values):
+    daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
+    daily.manifest = {"missing_hours": values["missing_hours"] or []}  # all the page reads of it
+    return daily
+
+
+def listing(tier):
+    """Two queries: the retained daily files (newest first) and the newest month bundle.
+
+    Built with the ORM, compiled once, run with the tier as parameter; instances carry only the
+    shown fields (a day's ``manifest`` is reduced to its ``missing_hours``).
+    """
+    limit = settings.DAILY_RETENTION_DAYS
+    tier = str(tier)
+    daily = _fetch(
+        f"daily-{limit}",
+        DailyFile,
+        DAILY_SHOWN,
+        lambda: (
+            DailyFile.objects.for_tier(TIER_PARAM)
+            .published()
+            .newest_first()
+            .annotate(missing_hours=KT("manifest__missing_hours"))
+            .values_list(*DAILY_SHOWN)[:limit]
+        ),
+        {TIER_PARAM: tier},
+    )
+    bundles = _fetch(
+        "mtd",
+        MonthBundle,
+        MTD_FIELDS,
+        lambda: MonthBundle.objects.for_tier(TIER_PARAM).newest_first().values_list(*MTD_FIELDS)[:1],
+        {TIER_PARAM: tier},
+    )
+    mtd = MonthBundle(**bundles[0]) if bundles else None
+    return Listing(tier=tier, mtd=mtd, daily=[_daily_instance(values) for values in daily])
+
+
+def mtd_day_rows(bundle):
+    """Rows per included day of a month bundle, from its manifest's ``days`` list."""
+    if bundle is None:
+        return {}
+    days = (bundle.manifest or {}).get("days") or []
+    return {day["date"]: day["row_count"] for day in days if isinstance(day, dict) and "date" in day}
+
+
+# --- Which object a URL means --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One deliverable object: where it is, what it is called for the subscriber, how it counts."""
+
+    tier: str
+    kind: str  # a DownloadCount.Kind value
+    label: str  # "2026-11-23" or "2026-11"
+    key: str
+    filename: str
+
+    @property
+    def is_manifest(self):
+        return self.kind.endswith("_manifest")
+
+    @property
+    def content_type(self):
+        return "application/json; charset=utf-8" if self.is_manifest else storage.PARQUET_CONTENT_TYPE
+
+
+def parse_label(kind, label):
+    """The date a URL label names (first day of the month for MTD), or NotAvailable."""
+    try:
+        if kind == DAILY:
+            return date.fromisoformat(label)
+        return datetime.strptime(label, "%Y-%m").date()
+    except ValueError:
+        raise NotAvailable(f"no {kind} file {label}")
+
+
+def find(tier, kind, label, *, manifest=False):
+    """The Target for a tier's daily or MTD file (or its manifest). One query; NotAvailable if none."""
+    day = parse_label(kind, label)
+    if kind == DAILY:
+        row = DailyFile.objects.published().filter(tier=tier, date=day).values_list("key", "manifest_key").first()
+        stem = f"instrumetriq_{tier}_daily_{day.isoformat()}"
+    else:
+        row = MonthBundle.objects.filter(tier=tier, month=day).values_list("key", "manifest_key").first()
+        stem = f"instrumetriq_{tier}_mtd_{day:%Y-%m}"
+    if row is None:
+        raise NotAvailable(f"no {kind} file {label} for {tier}")
+    key, manifest_key = row
+    if manifest:
+        return Target(tier, f"{kind}_manifest", label, manifest_key, f"{stem}.manifest.json")
+    return Target(tier, kind, label, key, f"{stem}.parquet")
+
+
+def target_for_key(key, filename):
+    """The Target of a signed local link, checked against the storage layout."""
+    match = KEY_PATTERN.match(key or "")
+    if not match:
+        raise NotAvailable("not a deliverable key")
+    kind = match["kind"] + ("_manifest" if match["part"] == "manifest.json" else "")
+    return Target(match["tier"], kind, match["label"], key, filename)
+
+
+# --- Handing out the bytes -----------------------------------------------------------------------
+
+
+def respond(request, target, *, attachment=True):
+    """The download response for a Target on whichever storage is configured.
+
+    Local: streamed by Django with Range, ETag and Content-Length. S3/R2: a 302 to a short-lived
+    presigned URL (the middleware marks it no-store), after checking the object is there so a
+    missing object is our clear 404 rather than the bucket's XML. A manifest viewed inline on S3 is
+    small and proxied, since presigned URLs here always download as attachments.
+    """
+    if storage.is_local():
+        return stream_local(
+            request,
+            storage.open_local(target.key),
+            filename=target.filename,
+            content_type=target.content_type,
+            attachment=attachment,
+        )
+    if storage.size(target.key) is None:
+        raise NotAvailable(f"{target.key} is missing from storage")
+    if attachment:
+        url = storage.presigned_url(
+            target.key, target.filename, settings.DOWNLOAD_REDIRECT_EXPIRY, target.content_type.split(";")[0]
+        )
+        return HttpResponseRedirect(url)
+    data = storage.read_bytes(target.key)
+    response = HttpResponse(data, content_type=target.content_type)
+    response["Content-Disposition"] = content_disposition_header(False, target.filename)
+    response["ETag"] = f'"{hashlib.sha256(data).hexdigest()}"'
+    return response
+
+
+def signed_url(target):
+    """(absolute URL, expiry) that fetches the object without a token, for SIGNED_URL_EXPIRY seconds.
+
+    S3/R2: a presigned URL of the bucket. Local: a Django-signed reference to ``/files/...``.
+    """
+    expiry = settings.SIGNED_URL_EXPIRY
+    if storage.is_local():
+        value, expires_at = storage.sign_local_key(target.key, target.filename, expiry)
+        path = reverse("deliveries:signed_file", kwargs={"filename": target.filename})
+        return f"{settings.SITE_URL}{path}?t={value}", expires_at
+    url = storage.presigned_url(target.key, target.filename, expiry, target.content_type.split(";")[0])
+    return url, timezone.now() + timedelta(seconds=expiry)
+
+
+def _etag_matches(header, etag):
+    if not header:
+        return False
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
+
+
+def parse_range(header, size):
+    """(start, end) inclusive for one ``bytes=`` range, None to serve the whole file, or "unsatisfiable".
+
+    Malformed headers and multi-range requests are ignored (a full 200 is always a valid answer).
+    """
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    spec = header[len("bytes=") :].strip()
+    first, sep, last = spec.partition("-")
+    if not sep:
+        return None
+    first, last = first.strip(), last.strip()
+    try:
+        if first == "":
+            if not last.isdigit():
+                return None
+            suffix = int(last)
+            if suffix == 0 or size == 0:
+                return "unsatisfiable"
+            return max(0, size - suffix), size - 1
+        if not first.isdigit() or (last and not last.isdigit()):
+            return None
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if end < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+class RangeReader:
+    """Yields ``length`` bytes of an open file from ``start``, then closes it."""
+
+    def __init__(self, fh, start, length):
+        self.fh, self.remaining = fh, length
+        fh.seek(start)
+
+    def __iter__(self):
+        while self.remaining > 0:
+            block = self.fh.read(min(CHUNK, self.remaining))
+            if not block:
+                break
+            self.remaining -= len(block)
+            yield block
+
+    def close(self):
+        self.fh.close()
+
+
+def stream_local(request, path, *, filename, content_type, attachment=True):
+    """A local file as a response that supports resume: Range/If-Range, ETag/If-None-Match, HEAD.
+
+    The file is opened once and served from that descriptor, so a nightly in-place replacement
+    (``os.replace``) mid-download cannot mix two versions; the ETag comes from the same ``fstat``.
+    """
+    try:
+        fh = open(path, "rb")  # noqa: SIM115  (closed by the response, or below)
+    except FileNotFoundError:
+        raise NotAvailable(f"{path.name} is missing from storage")
+    except OSError as exc:
+        raise storage.StorageError(f"storage read of {filename} failed: {type(exc).__name__}") from exc
+    stat = os.fstat(fh.fileno())
+    size = stat.st_size
+    etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": http_date(stat.st_mtime),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": content_disposition_header(attachment, filename),
+    }
+
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
+        fh.close()
+        response = HttpResponseNotModified()
+        response["ETag"] = etag
+        return response
+
+    wanted = parse_range(request.headers.get("Range"), size)
+    if_range = request.headers.get("If-Range")
+    if wanted is not None and if_range and if_range not in (etag, headers["Last-Modified"]):
+        wanted = None  # the file changed since the client's first part: send it whole
+    if wanted == "unsatisfiable":
+        fh.close()
+        response = HttpResponse(status=416, content_type="text/plain; charset=utf-8")
+        response["Content-Range"] = f"bytes */{size}"
+        response["Accept-Ranges"] = "bytes"
+        response["ETag"] = etag
+        return response
+
+    start, end, status = (0, size - 1, 200) if wanted is None else (*wanted, 206)
+    length = end - start + 1 if size else 0
+
+    if request.method == "HEAD":
+        fh.close()
+        response = HttpResponse(status=status, content_type=content_type)
+    elif status == 200:
+        response = FileResponse(fh, content_type=content_type)
+    else:
+        response = StreamingHttpResponse(RangeReader(fh, start, length), status=206, content_type=content_type)
+    for name, value in headers.items():
+        response[name] = value
+    response["Content-Length"] = str(length)
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return response
+
+
+# --- Counting ------------------------------------------------------------------------------------
+
+
+def is_new_download(request, response):
+    """A GET that hands out a file from its first byte; resumes, HEADs and 304s do not count again."""
+    if request.method != "GET":
+        return False
+    if response.status_code in (200, 302):
+        return True
+    return response.status_code == 206 and response.get("Content-Range", "").startswith("bytes 0-")
+
+
+def count(target, day=None):
+    """Add one to the file's counter for the UTC day: per tier, file and day, nothing about who.
+
+    An upsert safe under concurrency (a racing insert is retried as a read by get_or_create, the
+    increment is done by the database). A failed count is logged and never fails the download.
+    """
+    day = day or timezone.now().date()
+    try:
+        with transaction.atomic():
+            row, created = DownloadCount.objects.get_or_create(
+                tier=target.tier, kind=target.kind, file_label=target.label, day=day, defaults={"count": 1}
+            )
+            if not created:
+                DownloadCount.objects.filter(pk=row.pk).update(count=F("count") + 1)
+    except DatabaseError:
+        logger.exception("download count not recorded for %s %s %s", target.tier, target.kind, target.label)

@@ -1,0 +1,580 @@
+"""Subscriber views: the tier page, the token-checked downloads, the JSON API and the signed links.
+
+Thin on purpose: check the token (``tokens.validate``, nothing else of tokens), ask
+``deliveries.downloads`` for files and bytes, and turn the outcomes into statuses. The page itself
+costs three queries: the token, the daily files, the month bundle.
+"""
+
+import logging
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from urllib.parse import quote
+
+import pyarrow as pa
+from django.conf import settings
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+import tokens
+
+from . import downloads, storage
+from .downloads import DAILY, MTD
+from .storage import StorageError
+from .tiers import TIER_DESCRIPTIONS, Tier, describe_type, schema_for, schema_lines
+
+logger = logging.getLogger(__name__)
+
+WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")  # cron numbering
+
+
+# --- Small helpers -------------------------------------------------------------------------------
+
+
+def tier_or_404(value):
+    try:
+        return Tier(value)
+    except ValueError:
+        raise Http404("No such tier.")
+
+
+def token_from(request):
+    """The token of ``?t=`` or ``?token=``; the empty string when there is none."""
+    return request.GET.get("t") or request.GET.get("token") or ""
+
+
+def validate(tier, token):
+    """The token's Validation, or None without a token (no query for an empty string)."""
+    if not token:
+        return None
+    return tokens.validate(tier, token)
+
+
+def utc_iso(value):
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _hhmm(value):
+    hour, minute = (int(part) for part in value.split(":"))
+    return time(hour, minute)
+
+
+def next_weekly(now, cron_weekday, hhmm):
+    """The next moment (after ``now``) of a weekly UTC schedule given as cron weekday and HH:MM."""
+    at = _hhmm(hhmm)
+    python_weekday = (cron_weekday - 1) % 7  # cron: 0 = Sunday; Python: 0 = Monday
+    candidate = datetime.combine(now.date(), at, tzinfo=UTC) + timedelta(days=(python_weekday - now.weekday()) % 7)
+    return candidate if candidate > now else candidate + timedelta(days=7)
+
+
+def next_build(now):
+    """The next nightly build (BUILD_TIME_UTC) after ``now``."""
+    candidate = datetime.combine(now.date(), _hhmm(settings.BUILD_TIME_UTC), tzinfo=UTC)
+    return candidate if candidate > now else candidate + timedelta(days=1)
+
+
+def rotation_schedule():
+    """When links change, in words the pages can use (from the ROTATION_* settings)."""
+    return {
+        "announce_day": WEEKDAYS[settings.ROTATION_ANNOUNCE_WEEKDAY],
+        "announce_time": settings.ROTATION_ANNOUNCE_TIME_UTC,
+        "promote_day": WEEKDAYS[settings.ROTATION_PROMOTE_WEEKDAY],
+        "promote_time": settings.ROTATION_PROMOTE_TIME_UTC,
+    }
+
+
+def token_query(token):
+    return f"?t={quote(token, safe='')}"
+
+
+def file_links(tier, token, kind, label, *, absolute=False):
+    """The token-checked links of one file: data, manifest view, manifest download."""
+    prefix = settings.SITE_URL if absolute else ""
+    query = token_query(token)
+    kwargs = {"tier": tier.value, "label": label}
+    data = reverse(f"deliveries:{kind}_file", kwargs=kwargs)
+    manifest = reverse(f"deliveries:{kind}_manifest", kwargs=kwargs)
+    return {
+        "url": f"{prefix}{data}{query}",
+        "manifest_url": f"{prefix}{manifest}{query}",
+        "manifest_download_url": f"{prefix}{manifest}{query}&download=1",
+    }
+
+
+# --- Error responses -----------------------------------------------------------------------------
+
+
+def forbidden(request, tier):
+    """The friendly 403: which plan, where the current link is, when links change. Never why."""
+    context = {"tier": tier, "plan": tier.plan, "schedule": rotation_schedule()}
+    return render(request, "deliveries/forbidden.html", context, status=403)
+
+
+def file_missing(request, tier, token):
+    context = {"tier": tier, "plan": tier.plan, "page_url": reverse("deliveries:tier_page", args=[tier.value])}
+    context["page_url"] += token_query(token)
+    return render(request, "deliveries/file_missing.html", context, status=404)
+
+
+def unavailable(request, exc):
+    logger.error("storage unavailable while serving %s: %s", request.path, exc)
+    return render(request, "503.html", status=503)
+
+
+def json_error(status, code, message):
+    return JsonResponse({"error": code, "message": message}, status=status)
+
+
+# --- The tier page -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One day of the rows chart."""
+
+    day: date
+    rows: int | None
+    state: str  # "full", "partial", "missing"
+    in_mtd: bool
+    in_daily: bool
+
+
+def chart_days(listing, today):
+    """The retained days and the month's days, oldest first, with gaps and partial days marked.
+
+    A day inside the shown span with no file is a gap; so is an expected day not published yet
+    (yesterday after the build deadline) when it is within the retention window.
+    """
+    rows, partial = {}, set()
+    mtd_days = set()
+    if listing.mtd is not None:
+        rows.update(downloads.mtd_day_rows(listing.mtd))
+        mtd_days = {date.fromisoformat(d) for d in listing.mtd.days_included}
+        partial.update(listing.mtd.partial_days)
+    daily_days = set()
+    for daily in listing.daily:
+        label = daily.date.isoformat()
+        rows[label] = daily.row_count
+        daily_days.add(daily.date)
+        if daily.is_partial:
+            partial.add(label)
+    known = mtd_days | daily_days
+    if listing.mtd is not None:
+        known |= {listing.mtd.coverage_start, listing.mtd.coverage_end}
+    if not known:
+        return []
+    first, last = min(known), max(known)
+    deadline = _hhmm(settings.BUILD_DEADLINE_UTC)
+    expected_last = today - timedelta(days=1 if timezone.now().time() >= deadline else 2)
+    if last < expected_last <= last + timedelta(days=settings.DAILY_RETENTION_DAYS):
+        last = expected_last
+    bars = []
+    day = first
+    while day <= last:
+        label = day.isoformat()
+        present = day in known and (day in mtd_days or day in daily_days)
+        state = "missing" if not present else ("partial" if label in partial else "full")
+        bars.append(Bar(day, rows.get(label) if present else None, state, day in mtd_days, day in daily_days))
+        day += timedelta(days=1)
+    return bars
+
+
+def chart_svg_data(bars, *, width=720, height=130):
+    """Geometry for the server-rendered SVG: bars, gap markers, day labels and the two spans
+    (month bundle, daily files). Fixed viewBox width so text keeps its size whatever the day count."""
+    if not bars:
+        return None
+    peak = max((bar.rows or 0) for bar in bars) or 1
+    slot = width / len(bars)
+    bar_width = min(slot * 0.72, 44)
+    top = 10
+    shapes = []
+    for index, bar in enumerate(bars):
+        x = round(index * slot + (slot - bar_width) / 2, 1)
+        if bar.state == "missing":
+            h = 8
+        elif bar.rows is None:
+            h = 14
+        else:
+            h = max(4, round(bar.rows / peak * (height - top), 1))
+        shapes.append(
+            {"x": x, "y": round(height - h, 1), "w": round(bar_width, 1), "h": h, "cls": bar.state, "bar": bar}
+        )
+    step = 1 if len(bars) <= 16 else (2 if len(bars) <= 32 else 3)
+    labels = [
+        {"x": round(index * slot + slot / 2, 1), "text": bar.day.day}
+        for index, bar in enumerate(bars)
+        if index % step == 0 or index == len(bars) - 1
+    ]
+    bands = []
+    y = height + 34
+    for name, attr in (("Month to date", "in_mtd"), ("Daily files", "in_daily")):
+        indexes = [i for i, bar in enumerate(bars) if getattr(bar, attr)]
+        if indexes:
+            x = round(indexes[0] * slot + 2, 1)
+            w = round((indexes[-1] - indexes[0] + 1) * slot - 4, 1)
+            bands.append({"name": name, "x": x, "w": w, "y": y, "text_y": y - 5})
+            y += 26
+    return {
+        "width": width,
+        "height": height,
+        "shapes": shapes,
+        "labels": labels,
+        "label_y": height + 15,
+        "bands": bands,
+        "total_height": y,
+        "peak": peak,
+        "has_gap": any(bar.state == "missing" for bar in bars),
+        "has_partial": any(bar.state == "partial" for bar in bars),
+        "first": bars[0].day,
+        "last": bars[-1].day,
+    }
+
+
+@lru_cache(maxsize=8)
+def tier_columns(tier):
+    """The tier's columns and types from its definition; nested fields listed under each struct."""
+    columns = []
+    for field in schema_for(tier):
+        children = "\n".join(schema_lines(list(field.type))) if pa.types.is_struct(field.type) else ""
+        columns.append({"name": field.name, "type": describe_type(field.type), "children": children})
+    return tuple(columns)
+
+
+def hour_ranges(hours):
+    """["03", "04", "05", "17"] -> "03:00-05:59, 17:00-17:59" (UTC), for a partial-day badge."""
+    values = sorted(int(h) for h in hours)
+    spans, start = [], None
+    for i, hour in enumerate(values):
+        if start is None:
+            start = hour
+        if i == len(values) - 1 or values[i + 1] != hour + 1:
+            spans.append(f"{start:02d}:00-{hour:02d}:59")
+            start = None
+    return ", ".join(spans)
+
+
+def daily_entry(tier, token, daily):
+    return {
+        "file": daily,
+        "label": daily.date.isoformat(),
+        "missing_hours": hour_ranges(daily.missing_hours) if daily.is_partial else "",
+        **file_links(tier, token, DAILY, daily.date.isoformat()),
+    }
+
+
+def mtd_entry(tier, token, bundle, today):
+    if bundle is None:
+        return None
+    label = bundle.month_label
+    month_end = (bundle.month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return {
+        "file": bundle,
+        "label": label,
+        "days_count": len(bundle.days_included),
+        "is_current_month": bundle.month == today.replace(day=1),
+        "is_complete": bundle.coverage_end >= month_end,
+        "missing": [date.fromisoformat(d) for d in bundle.days_missing],
+        "partial": [date.fromisoformat(d) for d in bundle.partial_days],
+        **file_links(tier, token, MTD, label),
+    }
+
+
+def snippet_for(listing):
+    """A copy-paste snippet that checks the SHA-256 and loads the newest file with pandas."""
+    newest = listing.daily[0] if listing.daily else listing.mtd
+    filename = newest.download_filename if newest else "instrumetriq_tierN_daily_YYYY-MM-DD.parquet"
+    sha = newest.sha256 if newest else "<sha256 from this page or the manifest>"
+    return (
+        "import hashlib\n"
+        "import pandas as pd\n\n"
+        f'path = "{filename}"\n'
+        f'expected = "{sha}"\n\n'
+        "digest = hashlib.sha256()\n"
+        'with open(path, "rb") as fh:\n'
+        '    for block in iter(lambda: fh.read(1 << 20), b""):\n'
+        "        digest.update(block)\n"
+        'assert digest.hexdigest() == expected, "checksum mismatch: download again"\n\n'
+        "df = pd.read_parquet(path)\n"
+        "print(df.shape)\n"
+        "print(df.dtypes)\n"
+    )
+
+
+# Rendered pages by everything they depend on except the token, which is swapped in per request.
+# The queries still run on every request (token, days, month), so a rotation, a revocation or a
+# new file shows at once; only the template work for an unchanged page is saved.
+TOKEN_MARK = f"tkn{secrets.token_hex(12)}"
+RENDER_CACHE_SIZE = 64
+_rendered = OrderedDict()
+_rendered_lock = threading.Lock()
+
+
+def page_key(tier, validation, listing, now):
+    mtd = listing.mtd
+    return (
+        tier.value,
+        tuple(
+            (d.pk, d.sha256, d.built_at, d.published_at, d.is_partial, tuple(d.missing_hours)) for d in listing.daily
+        ),
+        (mtd.pk, mtd.sha256, mtd.built_at) if mtd else None,
+        validation.is_outgoing,
+        validation.promotes_at,
+        now.date(),
+        now.time() >= _hhmm(settings.BUILD_DEADLINE_UTC),
+        next_build(now),
+        next_weekly(now, settings.ROTATION_PROMOTE_WEEKDAY, settings.ROTATION_PROMOTE_TIME_UTC),
+        tuple(sorted(rotation_schedule().items())),
+        settings.DAILY_RETENTION_DAYS,
+        settings.STATIC_URL,
+    )
+
+
+def page_context(tier, token, validation, listing, now):
+    today = now.date()
+    return {
+        "tier": tier,
+        "plan": tier.plan,
+        "description": TIER_DESCRIPTIONS[tier],
+        "validation": validation,
+        "outgoing_until": (
+            validation.promotes_at
+            or next_weekly(now, settings.ROTATION_PROMOTE_WEEKDAY, settings.ROTATION_PROMOTE_TIME_UTC)
+        )
+        if validation.is_outgoing
+        else None,
+        "schedule": rotation_schedule(),
+        "mtd": mtd_entry(tier, token, listing.mtd, today),
+        "daily": [daily_entry(tier, token, daily) for daily in listing.daily],
+        "retention_days": settings.DAILY_RETENTION_DAYS,
+        "last_updated": listing.last_build_at,
+        "next_update": next_build(now),
+        "build_time": settings.BUILD_TIME_UTC,
+        "chart": chart_svg_data(chart_days(listing, today)),
+        "columns": tier_columns(tier),
+        "column_count": len(tier_columns(tier)),
+        "snippet": snippet_for(listing),
+        "api_url": reverse("deliveries:api_tier", args=[tier.value]) + token_query(token),
+        "feed_url": reverse("deliveries:feed", args=[tier.value]) + token_query(token),
+        "today": today,
+    }
+
+
+def render_page(request, tier, validation, listing, now):
+    """The page's HTML with TOKEN_MARK where the token goes; from the cache when nothing changed."""
+    key = page_key(tier, validation, listing, now)
+    with _rendered_lock:
+        html = _rendered.get(key)
+        if html is not None:
+            _rendered.move_to_end(key)
+            return html
+    html = render_to_string("deliveries/tier.html", page_context(tier, TOKEN_MARK, validation, listing, now), request)
+    with _rendered_lock:
+        _rendered[key] = html
+        while len(_rendered) > RENDER_CACHE_SIZE:
+            _rendered.popitem(last=False)
+    return html
+
+
+@require_safe
+def tier_page(request, tier):
+    """The subscriber's page: files, freshness, schema and a snippet, all rendered on the server."""
+    tier = tier_or_404(tier)
+    token = token_from(request)
+    validation = validate(tier, token)
+    if not validation:
+        return forbidden(request, tier)
+    html = render_page(request, tier, validation, downloads.listing(tier), timezone.now())
+    return HttpResponse(html.replace(TOKEN_MARK, quote(token, safe="")))
+
+
+# --- Downloads -----------------------------------------------------------------------------------
+
+
+def _download(request, tier, kind, label, *, manifest):
+    tier = tier_or_404(tier)
+    token = token_from(request)
+    if not validate(tier, token):
+        return forbidden(request, tier)
+    try:
+        target = downloads.find(tier, kind, label, manifest=manifest)
+        attachment = not manifest or request.GET.get("download") == "1"
+        response = downloads.respond(request, target, attachment=attachment)
+    except downloads.NotAvailable:
+        return file_missing(request, tier, token)
+    except StorageError as exc:
+        return unavailable(request, exc)
+    if downloads.is_new_download(request, response):
+        downloads.count(target)
+    return response
+
+
+@require_safe
+def daily_file(request, tier, label):
+    """A day's Parquet: token checked again here, then a presigned redirect or a local stream."""
+    return _download(request, tier, DAILY, label, manifest=False)
+
+
+@require_safe
+def daily_manifest(request, tier, label):
+    """A day's manifest, shown inline (``?download=1`` for an attachment)."""
+    return _download(request, tier, DAILY, label, manifest=True)
+
+
+@require_safe
+def mtd_file(request, tier, label):
+    return _download(request, tier, MTD, label, manifest=False)
+
+
+@require_safe
+def mtd_manifest(request, tier, label):
+    return _download(request, tier, MTD, label, manifest=True)
+
+
+@require_safe
+def signed_file(request, filename):
+    """A local-storage file by a signed, expiring ticket (the API's ``signed_url``): no token.
+
+    The ticket rides in ``?t=`` so the log filter and the recommended access-log format drop it.
+    """
+    ref = storage.unsign_local_key(request.GET.get("t", "")) if storage.is_local() else None
+    if ref is None or ref[1] != filename:
+        response = render(request, "deliveries/link_expired.html", status=403)
+    else:
+        try:
+            target = downloads.target_for_key(*ref)
+            response = downloads.stream_local(
+                request,
+                storage.open_local(target.key),
+                filename=target.filename,
+                content_type=target.content_type,
+            )
+        except downloads.NotAvailable:
+            response = render(request, "404.html", status=404)
+        except StorageError as exc:
+            response = unavailable(request, exc)
+        else:
+            if downloads.is_new_download(request, response):
+                downloads.count(target)
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+# --- JSON API ------------------------------------------------------------------------------------
+
+
+def api_entry(tier, token, kind, label, obj, extra):
+    target = downloads.Target(tier.value, kind, label, obj.key, obj.download_filename)
+    signed, expires_at = downloads.signed_url(target)
+    links = file_links(tier, token, kind, label, absolute=True)
+    return {
+        **extra,
+        "rows": obj.row_count,
+        "size_bytes": obj.size_bytes,
+        "sha256": obj.sha256,
+        "built_at": utc_iso(obj.built_at),
+        "filename": obj.download_filename,
+        "url": links["url"],
+        "manifest_url": links["manifest_url"],
+        "signed_url": signed,
+        "signed_url_expires_at": utc_iso(expires_at),
+    }
+
+
+def api_payload(tier, token, validation, listing, now):
+    mtd = None
+    if listing.mtd is not None:
+        bundle = listing.mtd
+        mtd = api_entry(
+            tier,
+            token,
+            MTD,
+            bundle.month_label,
+            bundle,
+            {
+                "month": bundle.month_label,
+                "coverage_start": bundle.coverage_start.isoformat(),
+                "coverage_end": bundle.coverage_end.isoformat(),
+                "days_included": list(bundle.days_included),
+                "days_missing": list(bundle.days_missing),
+                "partial_days": list(bundle.partial_days),
+                "partial": bool(bundle.partial_days or bundle.days_missing),
+            },
+        )
+    daily = [
+        api_entry(
+            tier,
+            token,
+            DAILY,
+            item.date.isoformat(),
+            item,
+            {
+                "date": item.date.isoformat(),
+                "partial": item.is_partial,
+                "hours_found": item.hours_found,
+                "missing_hours": list(item.missing_hours),
+            },
+        )
+        for item in listing.daily
+    ]
+    return {
+        "tier": tier.value,
+        "plan": tier.plan,
+        "generated_at": utc_iso(now),
+        "last_build_at": utc_iso(listing.last_build_at),
+        "next_update_at": utc_iso(next_build(now)),
+        "token_expires_at": utc_iso(
+            validation.promotes_at
+            or next_weekly(now, settings.ROTATION_PROMOTE_WEEKDAY, settings.ROTATION_PROMOTE_TIME_UTC)
+        )
+        if validation.is_outgoing
+        else None,
+        "mtd": mtd,
+        "daily": daily,
+    }
+
+
+@require_safe
+def api_tier(request, tier):
+    """The tier's files as JSON for scripts. Errors are JSON too, never an HTML page or a traceback."""
+    try:
+        tier = Tier(tier)
+    except ValueError:
+        return json_error(404, "unknown_tier", "No such tier: use tier1, tier2 or tier3.")
+    token = token_from(request)
+    if not token:
+        return json_error(401, "token_required", "Add ?t=TOKEN: the link is in your tier's pinned Patreon post.")
+    validation = validate(tier, token)
+    if not validation:
+        return json_error(
+            403,
+            "token_not_valid",
+            f"This link is not, or no longer, valid for {tier.plan}. "
+            "The current link is in your tier's pinned Patreon post.",
+        )
+    try:
+        payload = api_payload(tier, token, validation, downloads.listing(tier), timezone.now())
+    except StorageError as exc:
+        logger.error("storage unavailable while serving the %s API: %s", tier.value, exc)
+        return json_error(503, "storage_unavailable", "Downloads are briefly unavailable. Try again in a few minutes.")
+    except Exception:
+        logger.exception("API failure for %s", tier.value)
+        return json_error(500, "server_error", "Something went wrong on our side. Try again later.")
+    return JsonResponse(payload, json_dumps_params={"indent": 2})
+
+
+# --- Plain -------------------------------------------------------------------------------------
+
+
+@require_safe
+def ping(request):
+    """A bare view returning "ok": the benchmark's baseline, and a cheap liveness probe."""
+    return HttpResponse("ok", content_type="text/plain")

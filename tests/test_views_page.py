@@ -1,0 +1,264 @@
+"""The tier page: every status a subscriber can meet, what a valid page shows, and its cost."""
+
+import re
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from deliveries import storage
+from tokens import rotation
+
+from .factories import publish_day
+from .test_views_support import NOW, TODAY, issue_current, live_tokens, publish_scenario
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def scenario():
+    return publish_scenario("tier1")
+
+
+@pytest.fixture
+def token():
+    return issue_current("tier1")
+
+
+def page(client, tier="tier1", token=None, param="t"):
+    url = reverse("deliveries:tier_page", args=[tier])
+    return client.get(url, {param: token} if token is not None else {})
+
+
+def text_of(response):
+    return re.sub(r"\s+", " ", response.content.decode())
+
+
+# --- Valid links ---------------------------------------------------------------------------------
+
+
+def test_valid_link_shows_month_first_then_seven_days_newest_first(client, scenario, token):
+    response = page(client, token=token)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.index('data-testid="mtd"') < html.index('data-testid="daily"')
+    shown = re.findall(r'<tr data-date="([\d-]+)"', html)
+    assert shown == [day.isoformat() for day in scenario.retained]
+    assert len(shown) == 7
+    assert scenario.gap.isoformat() not in shown
+
+
+def test_month_card_shows_coverage_rows_size_sha_and_gaps(client, scenario, token):
+    body = text_of(page(client, token=token))
+    bundle = scenario.bundle
+    assert "November 2026" in body
+    assert "1 Nov – 9 Nov 2026" in body
+    assert f"{bundle.row_count:,}" in body
+    assert bundle.sha256 in body
+    assert "missing 6 Nov" in body
+    assert "partial 8 Nov" in body
+    assert f"built {bundle.built_at:%Y-%m-%d %H:%M} UTC" in body
+
+
+def test_daily_rows_show_rows_size_sha_and_partial_badge_with_hours(client, scenario, token):
+    body = text_of(page(client, token=token))
+    for day in scenario.retained:
+        daily = scenario.dailies[day]
+        assert daily.sha256 in body
+        assert f"{daily.row_count:,}" in body
+    assert "partial · 21/24 h" in body
+    assert 'title="Missing 21:00-23:59 UTC"' in body
+    assert body.count("24/24 h") == 6
+
+
+def test_every_file_links_token_checked_downloads_with_noreferrer(client, scenario, token):
+    html = page(client, token=token).content.decode()
+    for day in scenario.retained:
+        for name in ("daily_file", "daily_manifest"):
+            url = reverse(f"deliveries:{name}", args=["tier1", day.isoformat()])
+            assert f'href="{url}?t={token}"' in html
+        manifest = reverse("deliveries:daily_manifest", args=["tier1", day.isoformat()])
+        assert f'href="{manifest}?t={token}&amp;download=1"' in html
+    assert f'href="{reverse("deliveries:mtd_file", args=["tier1", "2026-11"])}?t={token}"' in html
+    anchors = re.findall(r"<a [^>]*href=\"[^\"]*\?t=[^>]*>", html)
+    assert anchors and all('rel="noreferrer"' in anchor for anchor in anchors)
+
+
+def test_freshness_columns_snippet_and_chart(client, scenario, token):
+    body = text_of(page(client, token=token))
+    newest_build = max([d.built_at for d in scenario.dailies.values()] + [scenario.bundle.built_at])
+    assert f'Last updated <strong><time datetime="{newest_build.isoformat()}">{newest_build:%Y-%m-%d %H:%M} UTC' in body
+    assert 'Next update expected <strong><time datetime="2026-11-11T00:30:00+00:00">Wed 11 Nov, 00:30 UTC' in body
+    # columns and types from the tier definition
+    assert '<code>meta_archive_schema_version</code></span><span class="type">int64</span>' in body
+    assert "19 columns" in body
+    # the snippet checks the newest file's SHA-256 and loads it with pandas
+    newest = scenario.dailies[scenario.retained[0]]
+    assert f"path = &quot;{newest.download_filename}&quot;" in body
+    assert f"expected = &quot;{newest.sha256}&quot;" in body
+    assert "pd.read_parquet(path)" in body
+
+
+def test_chart_marks_the_gap_and_the_partial_day(client, scenario, token):
+    html = page(client, token=token).content.decode()
+    svg = html[html.index("<svg viewBox") : html.index("</svg>", html.index("<svg viewBox"))]
+    bars = re.findall(r'<rect class="(full|partial|missing)"[^>]*><title>([^<]+)</title>', svg)
+    assert len(bars) == 9  # 1 to 9 November
+    by_day = {title.split(":")[0]: cls for cls, title in bars}
+    assert by_day["Fri 2026-11-06"] == "missing"
+    assert by_day["Sun 2026-11-08"] == "partial"
+    assert by_day["Mon 2026-11-09"] == "full"
+    assert "Month to date" in svg and "Daily files" in svg
+
+
+def test_tier_schema_per_tier(client):
+    publish_day("tier3", TODAY.replace(day=9))
+    response = page(client, "tier3", issue_current("tier3"))
+    body = text_of(response)
+    assert "Researcher downloads" in body
+    assert '<code>spot_prices</code></span><span class="type">list&lt;struct (5 fields)&gt;</span>' in body
+    nested = "bucket_meta: struct (14 fields)\n  asset_unified_id: string"  # struct children, indented
+    assert nested in response.content.decode()
+    assert "12 columns" in body
+
+
+def test_token_param_form_is_accepted(client, scenario, token):
+    assert page(client, token=token, param="token").status_code == 200
+
+
+def test_overlap_both_links_work_and_the_outgoing_one_says_when_it_stops(client, scenario, token):
+    rotation.announce(["tier1"])
+    current, upcoming = live_tokens("tier1")
+    assert current == token
+    outgoing = text_of(page(client, token=current))
+    assert "This link stops working Monday 16 November, 00:00 UTC." in outgoing
+    assert "new link is already in the pinned post of the Explorer tier on Patreon" in outgoing
+    fresh = page(client, token=upcoming)
+    assert fresh.status_code == 200
+    assert 'id="outgoing-notice"' not in fresh.content.decode()
+
+
+def test_after_promote_the_old_link_gets_the_403_page(client, scenario, token):
+    rotation.announce(["tier1"])
+    _, upcoming = live_tokens("tier1")
+    rotation.promote(["tier1"])
+    assert page(client, token=token).status_code == 403
+    assert page(client, token=upcoming).status_code == 200
+
+
+# --- Refusals ------------------------------------------------------------------------------------
+
+FRIENDLY = (
+    "Explorer downloads",
+    "This link is not valid, or no longer valid",
+    "pinned post of the Explorer tier on Patreon",
+    "Sunday (00:00 UTC)",
+    "stops working <strong>Monday 00:00 UTC",
+)
+
+
+def assert_friendly_403(response):
+    assert response.status_code == 403
+    body = text_of(response)
+    for phrase in FRIENDLY:
+        assert phrase in body
+    for leak in ("expired", "revoked", "wrong tier", "other tier", "unknown token", "Traceback"):
+        assert leak not in body.lower()
+    return body
+
+
+@pytest.mark.parametrize("bad", [None, "", "short", "x" * 43, "A" * 43 + "?"])
+def test_missing_or_malformed_token_gets_the_friendly_403(client, scenario, bad):
+    issue_current("tier1")
+    assert_friendly_403(page(client, token=bad))
+
+
+def test_other_tiers_token_gets_the_same_page(client, scenario, token):
+    tier2 = issue_current("tier2")
+    tier1_wrong = assert_friendly_403(page(client, token=tier2))
+    unknown = assert_friendly_403(page(client, token="B" * 43))
+    assert tier1_wrong == unknown  # nothing tells which part was wrong
+
+
+def test_revoked_token_gets_the_403_page(client, scenario, token):
+    rotation.emergency(["tier1"])
+    assert_friendly_403(page(client, token=token))
+    new, _ = live_tokens("tier1")
+    assert page(client, token=new).status_code == 200
+
+
+def test_unknown_tier_is_404(client, token):
+    response = page(client, "tier9", token)
+    assert response.status_code == 404
+    assert token not in response.content.decode()
+
+
+# --- Empty states and missing objects -----------------------------------------------------------
+
+
+def test_no_files_yet_explains_itself(client, token):
+    body = text_of(page(client, token=token))
+    assert "No files yet." in body
+    assert "No month-to-date file yet this month." in body
+    assert "Last updated <strong>not yet</strong>" in body
+    assert 'data-testid="daily"' not in body
+
+
+def test_days_but_no_bundle_yet(client, token):
+    publish_day("tier1", TODAY.replace(day=9))
+    body = text_of(page(client, token=token))
+    assert "No month-to-date file yet this month." in body
+    assert 'data-date="2026-11-09"' in body
+
+
+def test_page_renders_when_objects_are_gone_from_storage(client, scenario, token, local_storage):
+    for daily in scenario.dailies.values():
+        storage.delete(daily.key)
+    storage.delete(scenario.bundle.key)
+    response = page(client, token=token)
+    assert response.status_code == 200
+    assert len(re.findall(r'<tr data-date="', response.content.decode())) == 7
+
+
+def test_retention_deleted_days_drop_off_the_page(client, scenario, token):
+    for day in sorted(scenario.days)[:2]:
+        scenario.dailies[day].deleted_at = NOW
+        scenario.dailies[day].save(update_fields=["deleted_at"])
+    html = page(client, token=token).content.decode()
+    shown = re.findall(r'<tr data-date="([\d-]+)"', html)
+    assert shown == [day.isoformat() for day in sorted(scenario.days, reverse=True)[:6]]
+
+
+# --- Headers and cost ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_token_pages_send_no_referrer_and_no_store(client, scenario, token, valid):
+    response = page(client, token=token if valid else "nope")
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response["Cache-Control"]
+    assert response["X-Robots-Tag"] == "noindex, nofollow"
+
+
+def test_page_loads_nothing_from_third_parties(client, scenario, token):
+    html = page(client, token=token).content.decode()
+    external = re.findall(r'(?:src|href)="(https?:)?//[^"]*"', html)
+    assert external == []
+    assert re.findall(r'<link rel="stylesheet" href="([^"]+)"', html) == ["/static/css/site.css"]
+
+
+def test_page_costs_at_most_three_queries(client, scenario, token, django_assert_max_num_queries):
+    with django_assert_max_num_queries(3):
+        response = page(client, token=token)
+    assert response.status_code == 200
+
+
+def test_post_is_not_allowed(client, token):
+    url = reverse("deliveries:tier_page", args=["tier1"])
+    assert client.post(f"{url}?t={token}").status_code == 405
