@@ -303,7 +303,7 @@ def parse_range(header, size):
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if end < start:
+    if last and end < start:
         return None
     if start >= size:
         return "unsatisfiable"
