@@ -119,3 +119,12 @@ def test_unknown_format_is_refused(issued):
 def test_links_are_printed_with_a_single_query(overlap, django_assert_num_queries):
     with django_assert_num_queries(1):
         links.patreon_text()
+
+
+def test_a_tier_with_only_a_next_token_says_what_to_do(overlap):
+    TierToken.objects.filter(tier="tier1", state="current").update(state="revoked", revoked_at=SUNDAY)
+    item = links.tier_links(["tier1"])[0]
+    assert not item.ok and item.next_url and item.current_url is None
+    assert item.problem == "No current token, only a next one: run rotate_tokens --mode promote."
+    text = links.patreon_text(["tier1"])
+    assert "New link" in text and "Current link" not in text and item.problem in text

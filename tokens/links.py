@@ -97,6 +97,10 @@ def _links(tier, current, upcoming):
     if not current_url and not next_url:
         return TierLinks(tier, None, None, None, "No token has been issued: run rotate_tokens --mode init.")
     promotes_at = promote_after(upcoming.announced_at) if upcoming else None
+    if not current_url:
+        # Only reachable by editing the database by hand; the next link works, but say so.
+        problem = "No current token, only a next one: run rotate_tokens --mode promote."
+        return TierLinks(tier, None, next_url, promotes_at, problem)
     return TierLinks(tier, current_url, next_url, promotes_at)
 
 
