@@ -2,7 +2,9 @@
 
 Malformed input is turned away by shape alone, before any hashing or database work, so junk
 costs nothing. A well-formed token costs one HMAC and one indexed query, with no per-process
-cache: a rotation is seen by every worker on its next request.
+cache: a rotation is seen by every worker on its next request. The lookup is by HMAC digest, so
+the index comparison's timing says nothing an attacker could steer without the secret; the
+found digest is still compared in constant time.
 
 Only the standard library is imported at module level: ``tokens`` is imported while apps load.
 """
@@ -14,7 +16,7 @@ from datetime import datetime
 @dataclass(frozen=True)
 class Validation:
     ok: bool
-    tier: str
+    tier: str  # the tier asked about; "" when that was not a tier at all
     state: str | None = None  # "current" or "next"
     is_outgoing: bool = False  # the tier's current token while a next one is out: it dies at the promote
     promotes_at: datetime | None = None  # when the outgoing token stops working (UTC)
