@@ -1,9 +1,45 @@
 """Delivery state for the operator: what is published, what was built, what failed."""
 
 from django.contrib import admin
+from django.db.models import CharField, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Substr
 from django.template.defaultfilters import filesizeformat
+from django.utils.html import format_html, format_html_join
 
 from .models import BuildRun, DailyFile, DownloadCount, Lease, MonthBundle
+
+
+def downloads_of(kind, label):
+    """Total downloads of each listed file, as a subquery: one query for the whole changelist.
+
+    Counts are aggregated per tier, file and UTC day (nothing about who); ``label`` is the file's
+    date (daily) or month (MTD) as text, the way DownloadCount.file_label stores it.
+    """
+    totals = (
+        DownloadCount.objects.filter(tier=OuterRef("tier"), kind=kind, file_label=label)
+        .order_by()
+        .values("tier")
+        .annotate(total=Sum("count"))
+        .values("total")
+    )
+    return Coalesce(Subquery(totals, output_field=IntegerField()), Value(0))
+
+
+def download_history(obj, kinds, label):
+    """Per UTC day, for the detail page: "2026-11-24: 12 downloads, 3 manifests"."""
+    rows = {}
+    for count in DownloadCount.objects.filter(tier=obj.tier, kind__in=kinds, file_label=label).order_by("-day"):
+        rows.setdefault(count.day, {})[count.kind] = count.count
+    if not rows:
+        return "No downloads yet."
+    return format_html(
+        "<table><tr><th>UTC day</th><th>Parquet</th><th>Manifest</th></tr>{}</table>",
+        format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((day, kinds_.get(kinds[0], 0), kinds_.get(kinds[1], 0)) for day, kinds_ in rows.items()),
+        ),
+    )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -26,6 +62,8 @@ class DailyFileAdmin(ReadOnlyAdmin):
         "coverage",
         "is_partial",
         "skipped_lines",
+        "downloads",
+        "manifest_downloads",
         "published_at",
         "deleted_at",
     )
@@ -33,6 +71,31 @@ class DailyFileAdmin(ReadOnlyAdmin):
     date_hierarchy = "date"
     search_fields = ("sha256", "key")
     ordering = ("-date", "tier")
+    readonly_fields = ("download_history",)
+
+    def get_queryset(self, request):
+        label = Cast(OuterRef("date"), CharField())
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_downloads=downloads_of(DownloadCount.Kind.DAILY, label),
+                n_manifest_downloads=downloads_of(DownloadCount.Kind.DAILY_MANIFEST, label),
+            )
+        )
+
+    @admin.display(description="downloads", ordering="n_downloads")
+    def downloads(self, obj):
+        return obj.n_downloads
+
+    @admin.display(description="manifest views", ordering="n_manifest_downloads")
+    def manifest_downloads(self, obj):
+        return obj.n_manifest_downloads
+
+    @admin.display(description="downloads by UTC day")
+    def download_history(self, obj):
+        kinds = (DownloadCount.Kind.DAILY, DownloadCount.Kind.DAILY_MANIFEST)
+        return download_history(obj, kinds, obj.date.isoformat())
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj):
@@ -45,9 +108,44 @@ class DailyFileAdmin(ReadOnlyAdmin):
 
 @admin.register(MonthBundle)
 class MonthBundleAdmin(ReadOnlyAdmin):
-    list_display = ("month_label", "tier", "coverage_start", "coverage_end", "row_count", "size", "built_at")
+    list_display = (
+        "month_label",
+        "tier",
+        "coverage_start",
+        "coverage_end",
+        "row_count",
+        "size",
+        "downloads",
+        "manifest_downloads",
+        "built_at",
+    )
     list_filter = ("tier", "month")
     ordering = ("-month", "tier")
+    readonly_fields = ("download_history",)
+
+    def get_queryset(self, request):
+        label = Substr(Cast(OuterRef("month"), CharField()), 1, 7)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_downloads=downloads_of(DownloadCount.Kind.MTD, label),
+                n_manifest_downloads=downloads_of(DownloadCount.Kind.MTD_MANIFEST, label),
+            )
+        )
+
+    @admin.display(description="downloads", ordering="n_downloads")
+    def downloads(self, obj):
+        return obj.n_downloads
+
+    @admin.display(description="manifest views", ordering="n_manifest_downloads")
+    def manifest_downloads(self, obj):
+        return obj.n_manifest_downloads
+
+    @admin.display(description="downloads by UTC day")
+    def download_history(self, obj):
+        kinds = (DownloadCount.Kind.MTD, DownloadCount.Kind.MTD_MANIFEST)
+        return download_history(obj, kinds, obj.month_label)
 
     @admin.display(description="month", ordering="month")
     def month_label(self, obj):

@@ -350,3 +350,44 @@ def test_s3_signing_failure_is_503(client, s3_storage, monkeypatch, caplog):
     assert b"Downloads are briefly unavailable" in response.content
     assert "storage signing" in caplog.text
     assert token not in caplog.text
+
+
+# --- Counts in the admin, next to each file ------------------------------------------------------
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("ops", password="pw-for-tests-only"))
+    return client
+
+
+def test_admin_lists_download_counts_next_to_each_file(staff_client, scenario, newest):
+    label = newest.date.isoformat()
+    for day, kind, file_label, count in [
+        (NOW.date(), "daily", label, 3),
+        (NOW.date() - timedelta(days=1), "daily", label, 2),
+        (NOW.date(), "daily_manifest", label, 4),
+        (NOW.date(), "mtd", "2026-11", 5),
+        (NOW.date(), "mtd_manifest", "2026-11", 1),
+    ]:
+        DownloadCount.objects.create(tier="tier1", kind=kind, file_label=file_label, day=day, count=count)
+    DownloadCount.objects.create(tier="tier2", kind="daily", file_label=label, day=NOW.date(), count=50)
+
+    changelist = staff_client.get(reverse("admin:deliveries_dailyfile_changelist"), {"tier": "tier1"})
+    rows = {
+        row.date.isoformat(): (row.n_downloads, row.n_manifest_downloads)
+        for row in changelist.context["cl"].result_list
+    }
+    assert rows[label] == (5, 4)
+    assert rows[scenario.retained[1].isoformat()] == (0, 0)
+    assert b'<th scope="col" class="sortable column-downloads">' in changelist.content
+
+    months = staff_client.get(reverse("admin:deliveries_monthbundle_changelist"))
+    (bundle,) = months.context["cl"].result_list
+    assert (bundle.n_downloads, bundle.n_manifest_downloads) == (5, 1)
+
+    detail = staff_client.get(reverse("admin:deliveries_dailyfile_change", args=[newest.pk]))
+    assert (
+        b"<tr><td>2026-11-10</td><td>3</td><td>4</td></tr><tr><td>2026-11-09</td><td>2</td><td>0</td></tr>"
+        in detail.content
+    )
