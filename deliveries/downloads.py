@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -93,23 +94,35 @@ def _compiled_sql(name, build):
     return _compiled[key]
 
 
+def _aware(value):
+    return value.replace(tzinfo=UTC) if timezone.is_naive(value) else value
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _date(value):
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+_CONVERT = {"DateTimeField": _aware, "DateField": _date, "JSONField": _json, "BooleanField": bool}
+
+
+@lru_cache(maxsize=16)
+def _converters(model, names):
+    """Per column, what the ORM's converters would do for the field types used here (or None)."""
+    kinds = [
+        model._meta.get_field(name).get_internal_type() if name != "missing_hours" else "JSONField" for name in names
+    ]
+    return tuple(_CONVERT.get(kind) for kind in kinds)
+
+
 def _convert(model, names, row):
-    """Database values to Python the way the ORM's converters would, for the field types used here."""
-    values = {}
-    for name, value in zip(names, row, strict=True):
-        field = model._meta.get_field(name) if name != "missing_hours" else None
-        kind = field.get_internal_type() if field else "JSONField"
-        if value is not None:
-            if kind == "DateTimeField" and timezone.is_naive(value):
-                value = value.replace(tzinfo=UTC)
-            elif kind == "DateField" and isinstance(value, str):
-                value = date.fromisoformat(value)
-            elif kind == "JSONField" and isinstance(value, str | bytes):
-                value = json.loads(value)
-            elif kind == "BooleanField":
-                value = bool(value)
-        values[name] = value
-    return values
+    return {
+        name: convert(value) if convert is not None and value is not None else value
+        for name, convert, value in zip(names, _converters(model, names), row, strict=True)
+    }
 
 
 def _fetch(name, model, names, build, params):
