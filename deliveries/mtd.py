@@ -1,12 +1,20 @@
 """Month-to-date bundles: every published day of a month, up to yesterday, in one Parquet file.
 
 Built from the published daily files (never from the archive), so the bundle holds exactly what
-subscribers could download day by day. Days are streamed one row group at a time into a single
-writer: peak memory is one row group, whatever the number of days.
+subscribers could download day by day. Retention deletes daily files after 7 days, so days whose
+daily file is gone are carried forward from the current bundle, which holds the same bytes' rows.
+
+Streamed: daily row groups are read a few at a time (in a read-ahead thread, so decoding overlaps
+encoding) and gathered into bundle row groups of ROW_GROUP_BYTES. Peak memory is a few tens of MB
+of rows, whatever the number of days.
 """
 
+import functools
+import io
+import queue
 import tempfile
-from contextlib import closing
+import threading
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,6 +28,9 @@ from .models import DailyFile, MonthBundle
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
 OUTCOMES = ("built", "unchanged", "no_days", "dry_run", "failed")
+ROW_GROUP_BYTES = 32 * 1024 * 1024  # decoded bytes gathered into one bundle row group
+READ_BYTES = 16 * 1024 * 1024  # decoded bytes of daily row groups read in one call
+READ_AHEAD = 2  # reads decoded ahead of the writer
 
 
 class MtdError(Exception):
@@ -265,38 +276,140 @@ class _BundleSource:
         self.path.unlink(missing_ok=True)
 
 
+def _row_group_runs(metadata, limit):
+    """Consecutive row group indices, a run at a time, each run up to ``limit`` decoded bytes:
+    one read call for several small row groups is faster than one call each."""
+    run, size = [], 0
+    for index in range(metadata.num_row_groups):
+        run.append(index)
+        size += metadata.row_group(index).total_byte_size
+        if size >= limit:
+            yield run
+            run, size = [], 0
+    if run:
+        yield run
+
+
 def _daily_rows(daily, workdir):
     """Row groups of one downloaded, verified daily file; the temp file goes when done."""
     local = Path(workdir) / f"{daily.date.isoformat()}.parquet"
     try:
         _download_verified(daily.key, daily.sha256, local, f"{daily.tier} {daily.date} daily file")
         with pq.ParquetFile(local, memory_map=False) as parquet:
-            for index in range(parquet.num_row_groups):
-                yield parquet.read_row_group(index)
+            for run in _row_group_runs(parquet.metadata, READ_BYTES):
+                yield parquet.read_row_groups(run)
     finally:
         local.unlink(missing_ok=True)
 
 
+def _day_tables(days, source, workdir, schema):
+    """Every day's rows in order as tables of the tier's schema, each day's count checked."""
+    for day in days:
+        daily = day.daily
+        label = f"{daily.tier} {daily.date}"
+        chunks = source.rows_of(daily) if day.from_bundle else _daily_rows(daily, workdir)
+        rows = 0
+        with closing(chunks):
+            for chunk in chunks:
+                table = conform(chunk, schema, label)
+                rows += table.num_rows
+                yield table
+        if rows != daily.row_count:
+            raise MtdError(f"{label}: file has {rows} rows, the published day says {daily.row_count}")
+
+
+class _ReadAhead:
+    """Runs a generator in a thread, at most ``depth`` items ahead of its consumer.
+
+    pyarrow decodes and encodes without holding the GIL, so reading (download, verify, decode) the
+    next row groups overlaps encoding the previous ones. Memory stays bounded by ``depth``.
+    """
+
+    _DONE = object()
+
+    def __init__(self, generator, depth):
+        self.generator = generator
+        self.queue = queue.Queue(maxsize=depth)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="mtd-read-ahead", daemon=True)
+        self.thread.start()
+
+    def _put(self, item):
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self):
+        try:
+            with closing(self.generator):
+                for item in self.generator:
+                    if not self._put((item, None)):
+                        return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put((None, exc))
+            return
+        self._put((self._DONE, None))
+
+    def __iter__(self):
+        while True:
+            item, error = self.queue.get()
+            if error is not None:
+                raise error
+            if item is self._DONE:
+                return
+            yield item
+
+    def close(self):
+        self.stopped.set()
+        while self.thread.is_alive():
+            with suppress(queue.Empty):
+                self.queue.get(timeout=0.1)
+        self.thread.join()
+
+
+@functools.cache
+def _dictionary_columns(tier):
+    """String columns worth a dictionary: all but those inside a list of structs (the ~740 price
+    sample timestamps of a row are all distinct, a dictionary only costs time there)."""
+    sink = io.BytesIO()
+    pq.ParquetWriter(sink, schema_for(tier)).close()
+    parquet_schema = pq.ParquetFile(io.BytesIO(sink.getvalue())).schema
+    columns = (parquet_schema.column(i) for i in range(len(parquet_schema)))
+    return [c.path for c in columns if c.physical_type == "BYTE_ARRAY" and ".list.element." not in c.path]
+
+
 def _write_bundle(out, tier, days, bundle, workdir):
-    """Stream every day into one writer of the tier's schema. Returns the row count."""
+    """Stream every day into one writer of the tier's schema. Returns the row count.
+
+    Daily row groups are small (~110 rows); the bundle gathers them into row groups of about
+    ROW_GROUP_BYTES decoded, which is faster to write and to read and keeps the footer small.
+    Memory is that buffer plus READ_AHEAD reads of READ_BYTES, whatever the number of days.
+    """
     schema = schema_for(tier)
     source = _BundleSource(bundle, workdir) if any(day.from_bundle for day in days) else None
     total = 0
     try:
-        with pq.ParquetWriter(out, schema=schema, compression="zstd") as writer:
-            for day in days:
-                daily = day.daily
-                label = f"{tier} {daily.date}"
-                chunks = source.rows_of(daily) if day.from_bundle else _daily_rows(daily, workdir)
-                rows = 0
-                with closing(chunks):
-                    for chunk in chunks:
-                        table = conform(chunk, schema, label)
-                        writer.write_table(table)
-                        rows += table.num_rows
-                if rows != daily.row_count:
-                    raise MtdError(f"{label}: file has {rows} rows, the published day says {daily.row_count}")
-                total += rows
+        reader = _ReadAhead(_day_tables(days, source, workdir, schema), READ_AHEAD)
+        with (
+            closing(reader),
+            pq.ParquetWriter(
+                out, schema=schema, compression="zstd", use_dictionary=_dictionary_columns(tier)
+            ) as writer,
+        ):
+            buffer, buffered = [], 0
+            for table in reader:
+                buffer.append(table)
+                buffered += table.nbytes
+                total += table.num_rows
+                if buffered >= ROW_GROUP_BYTES:
+                    writer.write_table(pa.concat_tables(buffer), row_group_size=sum(t.num_rows for t in buffer))
+                    buffer, buffered = [], 0
+            if buffer:
+                writer.write_table(pa.concat_tables(buffer), row_group_size=sum(t.num_rows for t in buffer))
     finally:
         if source is not None:
             source.close()

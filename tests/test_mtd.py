@@ -5,6 +5,7 @@ import json
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -188,16 +189,45 @@ def test_manifest_has_the_contracts_mtd_keys_and_each_days_hash_and_rows():
     assert storage.read_bytes(bundle.manifest_key).startswith(b'{\n  "tier": "tier3"')
 
 
-def test_days_are_streamed_row_group_by_row_group():
-    """Each daily row group becomes a bundle row group: no day is read into memory whole."""
-    tier = "tier3"
+def publish_small_row_groups(tier):
     for offset, rows in enumerate((7, 5)):
         day = date(2026, 11, 2 + offset)
         publish_custom(tier, day, tier_table(tier, day, rows), row_group_size=2)
-    result = mtd.build_month(tier, NOV, today=date(2026, 11, 4))
-    assert result.outcome == "built"
+
+
+def bundle_row_groups(tier):
     bundle = pq.ParquetFile(io.BytesIO(storage.read_bytes(storage.mtd_keys(tier, NOV)[0])))
-    assert [bundle.metadata.row_group(i).num_rows for i in range(bundle.num_row_groups)] == [2, 2, 2, 1, 2, 2, 1]
+    return [bundle.metadata.row_group(i).num_rows for i in range(bundle.num_row_groups)]
+
+
+def test_days_are_streamed_row_group_by_row_group_never_read_whole(monkeypatch):
+    """With a tiny buffer each daily row group goes out on its own: nothing waits for a whole day."""
+    publish_small_row_groups("tier3")
+    monkeypatch.setattr(mtd, "ROW_GROUP_BYTES", 1)
+    monkeypatch.setattr(mtd, "READ_BYTES", 1)
+    monkeypatch.setattr(pq, "read_table", mock.Mock(side_effect=AssertionError("read whole")))
+    monkeypatch.setattr(pq.ParquetFile, "read", mock.Mock(side_effect=AssertionError("read whole")))
+    assert mtd.build_month("tier3", NOV, today=date(2026, 11, 4)).outcome == "built"
+    monkeypatch.undo()
+    assert bundle_row_groups("tier3") == [2, 2, 2, 1, 2, 2, 1]
+
+
+def test_small_daily_row_groups_are_gathered_into_bigger_bundle_row_groups():
+    publish_small_row_groups("tier3")
+    assert mtd.build_month("tier3", NOV, today=date(2026, 11, 4)).outcome == "built"
+    assert bundle_row_groups("tier3") == [12]
+    assert read_bundle("tier3", NOV).equals(
+        pa.concat_tables([tier_table("tier3", date(2026, 11, 2), 7), tier_table("tier3", date(2026, 11, 3), 5)])
+    )
+
+
+def test_a_read_error_in_the_read_ahead_thread_fails_the_month_cleanly(monkeypatch):
+    publish_small_row_groups("tier1")
+    monkeypatch.setattr(mtd, "READ_AHEAD", 1)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", mock.Mock(side_effect=OSError("disk on fire")))
+    result = mtd.build_month("tier1", NOV, today=date(2026, 11, 4))
+    assert (result.outcome, result.message) == ("failed", "OSError: disk on fire")
+    assert not MonthBundle.objects.exists()
 
 
 def test_daily_temp_files_are_deleted_after_use(tmp_path, monkeypatch):

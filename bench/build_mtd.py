@@ -1,0 +1,268 @@
+"""Benchmark: the tier 3 month-to-date bundle of 3 and of 31 real-sized days.
+
+Each size is built in its own process, so its peak RSS (``ru_maxrss``) is its own. Targets
+(issue 3): peak RSS for 31 days within 1.5x of that for 3 days (streaming: memory must not grow
+with the number of days), and at least 100 MB of Parquet per second.
+
+The daily files are synthetic but real-sized, written as the daily builder writes them: the tier 3
+schema, ~2,700 rows a day, ~740 spot price samples a row (random-walk prices on a tick, ISO
+timestamps every 10 s), zstd, row groups of 110 rows. Storage is local, in a temp dir, with its
+own SQLite database (VAR_DIR, LOCAL_STORAGE_ROOT).
+
+    .venv/bin/python bench/build_mtd.py [--rows 2700] [--samples 740] [--days-dir DIR]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OCTOBER, NOVEMBER = date(2026, 10, 1), date(2026, 11, 1)
+ROW_GROUP_ROWS = 110
+SYMBOLS = 275
+
+
+def setup_django():
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "instrumetriq_site.settings")
+    import django
+
+    django.setup()
+
+
+def peak_rss_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- Synthetic tier 3 days -----------------------------------------------------------------------
+
+
+def fake_array(type_, n, rng):
+    """Plausible values for any Arrow type of the tier 3 schema (dense, a few nulls)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_struct(type_):
+        children = [fake_array(child.type, n, rng) for child in type_]
+        return pa.StructArray.from_arrays(children, fields=list(type_))
+    if pa.types.is_list(type_):
+        lengths = rng.integers(0, 4, n)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), fake_array(type_.value_type, int(offsets[-1]), rng))
+    mask = rng.random(n) < 0.03
+    if pa.types.is_floating(type_):
+        return pa.array(np.round(rng.normal(50, 20, n), 4), type_, mask=mask)
+    if pa.types.is_integer(type_):
+        return pa.array(rng.integers(0, 5000, n), type_, mask=mask)
+    if pa.types.is_boolean(type_):
+        return pa.array(rng.random(n) < 0.5, type_, mask=mask)
+    words = np.array(["ok", "insufficient_data", "silent", "v7.2.1", "binance", "lexicon-3", "2026-11-23"])
+    return pa.array(words[rng.integers(0, len(words), n)], type_, mask=mask)
+
+
+def spot_prices(day, rows, samples, rng):
+    """list<struct{ask, bid, mid, spread_bps, ts}>: one random walk per row, a sample every 10 s."""
+    import numpy as np
+    import pyarrow as pa
+
+    count = rows * samples
+    base = 10.0 ** rng.uniform(-3, 4.5, rows)  # from sub-cent coins to BTC
+    tick = 10.0 ** (np.floor(np.log10(base)) - 4)
+    steps = rng.normal(0, 2e-4, (rows, samples)).cumsum(axis=1)
+    mid = np.round(base[:, None] * np.exp(steps) / tick[:, None]) * tick[:, None]
+    half = np.maximum(np.round(rng.exponential(1.5, (rows, samples))), 1) * tick[:, None] / 2
+    bid, ask = mid - half, mid + half
+    spread_bps = np.round((ask - bid) / mid * 1e4, 4)
+    midnight = np.datetime64(f"{day.isoformat()}T00:00:00", "ms")
+    starts = midnight + (np.arange(rows) * (86_400_000 // rows)).astype("timedelta64[ms]")
+    stamps = starts[:, None] + (np.arange(samples) * 10_000 + rng.integers(0, 900, samples)).astype("timedelta64[ms]")
+    ts = np.char.add(np.datetime_as_string(stamps.ravel(), unit="ms"), "Z")
+    ts_array = pa.array(ts, pa.string())
+    if isinstance(ts_array, pa.ChunkedArray):  # numpy's fixed-width strings can come back chunked
+        ts_array = ts_array.combine_chunks()
+    structs = pa.StructArray.from_arrays(
+        [pa.array(a.ravel()) for a in (ask, bid, mid, spread_bps)] + [ts_array],
+        names=["ask", "bid", "mid", "spread_bps", "ts"],
+    )
+    offsets = pa.array(np.arange(0, count + 1, samples, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, structs)
+
+
+def write_day(day, rows, samples, path, seed):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from deliveries.tiers import schema_for
+
+    rng = np.random.default_rng(seed)
+    schema = schema_for("tier3")
+    columns = []
+    for field in schema:
+        if field.name == "symbol":
+            columns.append(pa.array([f"SYM{i % SYMBOLS}" for i in range(rows)], pa.string()))
+        elif field.name == "snapshot_ts":
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            step = 86_400 / rows
+            columns.append(
+                pa.array(
+                    [(start + timedelta(seconds=i * step)).strftime("%Y-%m-%dT%H:%M:%S.000Z") for i in range(rows)]
+                )
+            )
+        elif field.name == "spot_prices":
+            columns.append(spot_prices(day, rows, samples, rng))
+        else:
+            columns.append(fake_array(field.type, rows, rng))
+    table = pa.Table.from_arrays(columns, schema=schema)
+    try:  # the daily builder's writer options, so the days are what the MTD meets in production
+        from deliveries.build import PARQUET_OPTIONS
+    except ImportError:
+        PARQUET_OPTIONS = {"compression": "zstd"}
+    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+
+
+def publish(day, path, rows):
+    from deliveries import publish as publishing
+    from deliveries import storage
+    from deliveries.tiers import SCHEMA_VERSION, schema_for
+
+    manifest = {
+        "tier": "tier3",
+        "kind": "daily",
+        "schema_version": SCHEMA_VERSION,
+        "date_utc": day.isoformat(),
+        "row_count": rows,
+        "parquet_sha256": storage.sha256_of(path),
+        "parquet_size_bytes": path.stat().st_size,
+        "filename": f"instrumetriq_tier3_daily_{day.isoformat()}.parquet",
+        "compression": "zstd",
+        "columns": schema_for("tier3").names,
+        "hours_found": 24,
+        "coverage_ratio": 1.0,
+        "is_partial": False,
+        "skipped_lines": {"total": 0, "by_hour": {}},
+    }
+    publishing.publish_daily("tier3", day, path, manifest, input_fingerprint=f"bench-{day}")
+
+
+# --- Measuring -----------------------------------------------------------------------------------
+
+
+def measure(days):
+    """Runs inside the child process: one bundle, one JSON line of figures."""
+    setup_django()
+    from deliveries import mtd
+    from deliveries.models import DailyFile
+
+    month, today = (OCTOBER, NOVEMBER) if days == 31 else (NOVEMBER, NOVEMBER + timedelta(days=days))
+    dailies = DailyFile.objects.filter(tier="tier3", date__gte=month, date__lt=today)
+    input_bytes = sum(daily.size_bytes for daily in dailies)
+    baseline = peak_rss_mb()
+    started = time.perf_counter()
+    result = mtd.build_month("tier3", month, today=today, force=True)
+    seconds = time.perf_counter() - started
+    if result.outcome != "built" or len(result.days_included) != days:
+        raise SystemExit(f"bundle of {days} days: {result.outcome}: {result.message}")
+    from deliveries.models import MonthBundle
+
+    bundle = MonthBundle.objects.get(tier="tier3", month=month)
+    figures = {
+        "days": days,
+        "rows": result.rows,
+        "input_bytes": input_bytes,
+        "output_bytes": bundle.size_bytes,
+        "seconds": seconds,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    print(json.dumps(figures))
+
+
+def run_child(days, env):
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(days)], check=True, capture_output=True, text=True, env=env
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def prepare(rows, samples, days_dir):
+    """Runs inside a child process (so the parent's RSS, inherited by later children, stays
+    small): migrate the bench database, generate the days if needed, publish them."""
+    setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    days_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    generated = 0
+    for index in range(31):
+        day = OCTOBER + timedelta(days=index)
+        path = days_dir / f"{day.isoformat()}-{rows}x{samples}.parquet"
+        if not path.exists():
+            write_day(day, rows, samples, path, seed=index)
+            generated += 1
+        publish(day, path, rows)
+        if index < 3:
+            publish(NOVEMBER + timedelta(days=index), path, rows)
+    sizes = [p.stat().st_size for p in days_dir.glob(f"*-{rows}x{samples}.parquet")]
+    print(
+        f"{len(sizes)} tier 3 days of {rows} rows x {samples} samples, {sum(sizes) / len(sizes) / 1e6:.1f} MB each "
+        f"({generated} generated, {time.perf_counter() - started:.0f} s)"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2700, help="rows a day")
+    parser.add_argument("--samples", type=int, default=740, help="spot price samples a row")
+    parser.add_argument("--days-dir", help="reuse (or keep) the generated daily files in this folder")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        measure(args.child)
+        return
+    if args.prepare:
+        prepare(args.rows, args.samples, Path(args.days_dir))
+        return
+
+    work = tempfile.TemporaryDirectory(prefix="bench-mtd-")
+    env = {**os.environ, "VAR_DIR": work.name, "LOCAL_STORAGE_ROOT": str(Path(work.name) / "storage")}
+    env.update(STORAGE_BACKEND="local", DEBUG="1")
+    env.pop("DATABASE_URL", None)
+    days_dir = Path(args.days_dir) if args.days_dir else Path(work.name) / "days"
+    command = [sys.executable, __file__, "--prepare", "--rows", str(args.rows), "--samples", str(args.samples)]
+    subprocess.run([*command, "--days-dir", str(days_dir)], check=True, env=env)
+
+    results = [run_child(days, env) for days in (3, 31)]
+    print()
+    print(
+        f"{'bundle':<10}{'rows':>9}{'in MB':>9}{'out MB':>9}{'seconds':>9}{'MB/s':>8}"
+        f"{'base RSS MB':>13}{'peak RSS MB':>13}"
+    )
+    for figures in results:
+        rate = figures["input_bytes"] / 1e6 / figures["seconds"]
+        print(
+            f"{figures['days']:>2} days   {figures['rows']:>9}{figures['input_bytes'] / 1e6:>9.0f}"
+            f"{figures['output_bytes'] / 1e6:>9.0f}{figures['seconds']:>9.2f}{rate:>8.0f}"
+            f"{figures['baseline_rss_mb']:>13.0f}{figures['peak_rss_mb']:>13.0f}"
+        )
+    small, large = results
+    ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
+    slowest = min(r["input_bytes"] / 1e6 / r["seconds"] for r in results)
+    print()
+    print(f"target peak RSS 31 days within 1.5x of 3 days: {'met' if ratio <= 1.5 else 'MISSED'} ({ratio:.2f}x)")
+    print(f"target at least 100 MB of Parquet per second: {'met' if slowest >= 100 else 'MISSED'} ({slowest:.0f} MB/s)")
+    work.cleanup()
+
+
+if __name__ == "__main__":
+    main()
