@@ -243,21 +243,21 @@ CRON_LOG_DIR = Path(env("CRON_LOG_DIR", VAR_DIR / "log"))
 CRONJOBS = [
     (
         _cron_line(BUILD_TIME_UTC),
-        "django.core.management.call_command",
+        "instrumetriq_site.cron.run_command",
         ["build_daily"],
         {},
         f">> {CRON_LOG_DIR / 'build_daily.log'} 2>&1",
     ),
     (
         _cron_line(ROTATION_ANNOUNCE_TIME_UTC, ROTATION_ANNOUNCE_WEEKDAY),
-        "django.core.management.call_command",
+        "instrumetriq_site.cron.run_command",
         ["rotate_tokens"],
         {"mode": "announce"},
         f">> {CRON_LOG_DIR / 'rotate_tokens.log'} 2>&1",
     ),
     (
         _cron_line(ROTATION_PROMOTE_TIME_UTC, ROTATION_PROMOTE_WEEKDAY),
-        "django.core.management.call_command",
+        "instrumetriq_site.cron.run_command",
         ["rotate_tokens"],
         {"mode": "promote"},
         f">> {CRON_LOG_DIR / 'rotate_tokens.log'} 2>&1",
