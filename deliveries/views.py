@@ -186,50 +186,44 @@ def chart_days(listing, today):
     return bars
 
 
-def chart_svg_data(bars, *, width=720, height=130):
-    """Geometry for the server-rendered SVG: bars, gap markers, day labels and the two spans
-    (month bundle, daily files). Fixed viewBox width so text keeps its size whatever the day count."""
+def chart_data(bars, *, unit=10, plot=100):
+    """Geometry for the rows chart: SVG bars in a viewBox stretched to the card (``unit`` per day,
+    ``plot`` high), and day labels and spans as HTML on a grid of the same columns, so their text
+    stays readable at any width. No JS."""
     if not bars:
         return None
     peak = max((bar.rows or 0) for bar in bars) or 1
-    slot = width / len(bars)
-    bar_width = min(slot * 0.72, 44)
-    top = 10
+    count = len(bars)
     shapes = []
     for index, bar in enumerate(bars):
-        x = round(index * slot + (slot - bar_width) / 2, 1)
         if bar.state == "missing":
-            h = 8
+            h = 6
         elif bar.rows is None:
-            h = 14
+            h = 12
         else:
-            h = max(4, round(bar.rows / peak * (height - top), 1))
+            h = max(3, round(bar.rows / peak * (plot - 4), 1))
         shapes.append(
-            {"x": x, "y": round(height - h, 1), "w": round(bar_width, 1), "h": h, "cls": bar.state, "bar": bar}
+            {"x": index * unit + unit * 0.15, "y": plot - h, "w": unit * 0.7, "h": h, "cls": bar.state, "bar": bar}
         )
-    step = 1 if len(bars) <= 16 else (2 if len(bars) <= 32 else 3)
-    labels = [
-        {"x": round(index * slot + slot / 2, 1), "text": bar.day.day}
-        for index, bar in enumerate(bars)
-        if index % step == 0 or index == len(bars) - 1
-    ]
+    step = 1 if count <= 16 else (2 if count <= 32 else 3)
+    labels = []
+    for index, bar in enumerate(bars):
+        last = index == count - 1
+        if last or (index % step == 0 and count - 1 - index >= step):
+            minor = not last and index % (2 * step) != 0
+            labels.append({"column": index + 1, "text": bar.day.day, "minor": minor})
     bands = []
-    y = height + 34
     for name, attr in (("Month to date", "in_mtd"), ("Daily files", "in_daily")):
         indexes = [i for i, bar in enumerate(bars) if getattr(bar, attr)]
         if indexes:
-            x = round(indexes[0] * slot + 2, 1)
-            w = round((indexes[-1] - indexes[0] + 1) * slot - 4, 1)
-            bands.append({"name": name, "x": x, "w": w, "y": y, "text_y": y - 5})
-            y += 26
+            bands.append({"name": name, "start": indexes[0] + 1, "end": indexes[-1] + 2, "key": attr})
     return {
-        "width": width,
-        "height": height,
+        "days": count,
+        "width": count * unit,
+        "height": plot,
         "shapes": shapes,
         "labels": labels,
-        "label_y": height + 15,
         "bands": bands,
-        "total_height": y,
         "peak": peak,
         "has_gap": any(bar.state == "missing" for bar in bars),
         "has_partial": any(bar.state == "partial" for bar in bars),
@@ -243,7 +237,8 @@ def tier_columns(tier):
     """The tier's columns and types from its definition; nested fields listed under each struct."""
     columns = []
     for field in schema_for(tier):
-        children = "\n".join(schema_lines(list(field.type))) if pa.types.is_struct(field.type) else ""
+        inner = field.type.value_type if pa.types.is_list(field.type) else field.type
+        children = "\n".join(schema_lines(list(inner))) if pa.types.is_struct(inner) else ""
         columns.append({"name": field.name, "type": describe_type(field.type), "children": children})
     return tuple(columns)
 
@@ -290,7 +285,7 @@ def mtd_entry(tier, token, bundle, today):
 def snippet_for(listing):
     """A copy-paste snippet that checks the SHA-256 and loads the newest file with pandas."""
     newest = listing.daily[0] if listing.daily else listing.mtd
-    filename = newest.download_filename if newest else "instrumetriq_tierN_daily_YYYY-MM-DD.parquet"
+    filename = newest.download_filename if newest else f"instrumetriq_{listing.tier}_daily_YYYY-MM-DD.parquet"
     sha = newest.sha256 if newest else "<sha256 from this page or the manifest>"
     return (
         "import hashlib\n"
@@ -357,7 +352,7 @@ def page_context(tier, token, validation, listing, now):
         "last_updated": listing.last_build_at,
         "next_update": next_build(now),
         "build_time": settings.BUILD_TIME_UTC,
-        "chart": chart_svg_data(chart_days(listing, today)),
+        "chart": chart_data(chart_days(listing, today)),
         "columns": tier_columns(tier),
         "column_count": len(tier_columns(tier)),
         "snippet": snippet_for(listing),

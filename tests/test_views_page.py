@@ -107,14 +107,20 @@ def test_freshness_columns_snippet_and_chart(client, scenario, token):
 
 def test_chart_marks_the_gap_and_the_partial_day(client, scenario, token):
     html = page(client, token=token).content.decode()
-    svg = html[html.index("<svg viewBox") : html.index("</svg>", html.index("<svg viewBox"))]
-    bars = re.findall(r'<rect class="(full|partial|missing)"[^>]*><title>([^<]+)</title>', svg)
+    chart = html[html.index('<figure class="chart"') : html.index("</figure>")]
+    bars = re.findall(r'<rect class="(full|partial|missing)"[^>]*><title>([^<]+)</title>', chart)
     assert len(bars) == 9  # 1 to 9 November
     by_day = {title.split(":")[0]: cls for cls, title in bars}
     assert by_day["Fri 2026-11-06"] == "missing"
     assert by_day["Sun 2026-11-08"] == "partial"
     assert by_day["Mon 2026-11-09"] == "full"
-    assert "Month to date" in svg and "Daily files" in svg
+    assert "--days: 9" in chart
+    assert '<span class="chart-band in_mtd" style="grid-column: 1 / 10">Month to date</span>' in chart
+    assert '<span class="chart-band in_daily" style="grid-column: 2 / 10">Daily files</span>' in chart
+
+
+def test_empty_snippet_names_the_tier(client, token):
+    assert "instrumetriq_tier1_daily_YYYY-MM-DD.parquet" in text_of(page(client, token=token))
 
 
 def test_tier_schema_per_tier(client):
@@ -158,7 +164,7 @@ FRIENDLY = (
     "Explorer downloads",
     "This link is not valid, or no longer valid",
     "pinned post of the Explorer tier on Patreon",
-    "Sunday (00:00 UTC)",
+    "Sunday at 00:00 UTC",
     "stops working <strong>Monday 00:00 UTC",
 )
 
