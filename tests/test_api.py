@@ -2,8 +2,12 @@
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -278,3 +282,49 @@ def test_s3_signed_url_is_presigned_for_the_configured_expiry(client, s3_storage
     assert disposition == f'attachment; filename="{entry["filename"]}"'
     with urllib.request.urlopen(data["mtd"]["signed_url"], timeout=10) as response:
         assert hashlib.sha256(response.read()).hexdigest() == scenario.bundle.sha256
+
+
+# --- The documented download-and-verify script works --------------------------------------------
+
+
+def doc_script():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    start = text.index("```python\n", text.index("<!-- fetch-script")) + len("```python\n")
+    return text[start : text.index("\n```", start)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_documented_python_script_downloads_resumes_and_verifies(live_server, settings, tmp_path):
+    settings.SITE_URL = live_server.url
+    scenario = publish_scenario("tier1", today=timezone.now().date())
+    token = issue_current("tier1")
+    script = tmp_path / "fetch.py"
+    script.write_text(doc_script())
+    out = tmp_path / "data"
+    env = {
+        **os.environ,
+        "INSTRUMETRIQ_API": f"{live_server.url}/api/downloads/tier1",
+        "INSTRUMETRIQ_TOKEN": token,
+        "INSTRUMETRIQ_DIR": str(out),
+    }
+    newest = scenario.dailies[scenario.retained[0]]
+    out.mkdir()
+    whole = (storage.open_local(newest.key)).read_bytes()
+    (out / f"{newest.download_filename}.part").write_bytes(whole[:500])  # a download that broke off
+
+    first = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("downloaded") == 8
+    for daily in (scenario.dailies[day] for day in scenario.retained):
+        assert hashlib.sha256((out / daily.download_filename).read_bytes()).hexdigest() == daily.sha256
+    assert (out / scenario.bundle.download_filename).exists()
+    assert not list(out.glob("*.part"))
+
+    again = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert again.stdout.count("up to date") == 8
+
+    refused = subprocess.run(
+        [sys.executable, str(script)], env={**env, "INSTRUMETRIQ_TOKEN": "A" * 43}, capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+    assert "403: This link is not, or no longer, valid for Explorer" in refused.stderr
