@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from django.conf import settings
 from django.db import connection
 
@@ -83,7 +84,8 @@ print(json.dumps({
 
 
 def postgres_params():
-    """Connection parameters of the PostgreSQL server to make scratch databases on."""
+    """Connection parameters of the PostgreSQL server to make scratch databases on: the test
+    database's server on the PostgreSQL leg, else TEST_POSTGRES_URL (default postgres@127.0.0.1)."""
     if connection.vendor == "postgresql":
         db = settings.DATABASES["default"]
         return {
@@ -106,8 +108,15 @@ def scratch_postgres(prefix):
 
     params = postgres_params()
     name = f"{prefix}_{secrets.token_hex(4)}"
-    with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=10, **params) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        admin = psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=10, **params)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"this test needs PostgreSQL at {params['host']}:{params['port']} (CI starts it; elsewhere set "
+            f"TEST_POSTGRES_URL): {exc}"
+        )
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     credentials = quote(params["user"] or "", safe="")
     if params["password"]:
         credentials += ":" + quote(params["password"], safe="")
