@@ -28,8 +28,10 @@ TOKEN_SECRET = "t0ken-secret-" + "z" * 40
 
 
 @pytest.fixture
-def production(settings):
+def production(settings, monkeypatch):
     """Settings as a real deployment has them (the security ones DEBUG=0 would turn on)."""
+    # The browser tests set this for the whole session; a deployment never has it (async.E001).
+    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)
     settings.DEBUG = False
     settings.SECRET_KEY = SECRET_KEY
     settings.TOKEN_SECRET = TOKEN_SECRET
