@@ -36,6 +36,13 @@ def setup_django():
     django.setup()
 
 
+def cpu_seconds():
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb():
     import resource
 
@@ -166,9 +173,11 @@ def measure(days):
     dailies = DailyFile.objects.filter(tier="tier3", date__gte=month, date__lt=today)
     input_bytes = sum(daily.size_bytes for daily in dailies)
     baseline = peak_rss_mb()
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     result = mtd.build_month("tier3", month, today=today, force=True)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_before
     if result.outcome != "built" or len(result.days_included) != days:
         raise SystemExit(f"bundle of {days} days: {result.outcome}: {result.message}")
     from deliveries.models import MonthBundle
@@ -180,6 +189,7 @@ def measure(days):
         "input_bytes": input_bytes,
         "output_bytes": bundle.size_bytes,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -242,18 +252,20 @@ def main():
     command = [sys.executable, __file__, "--prepare", "--rows", str(args.rows), "--samples", str(args.samples)]
     subprocess.run([*command, "--days-dir", str(days_dir)], check=True, env=env)
 
+    load_before = os.getloadavg()[0]
     results = [run_child(days, env) for days in (3, 31)]
     print()
+    print(f"{os.cpu_count()} CPUs; load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print(
-        f"{'bundle':<10}{'rows':>9}{'in MB':>9}{'out MB':>9}{'seconds':>9}{'MB/s':>8}"
+        f"{'bundle':<10}{'rows':>9}{'in MB':>9}{'out MB':>9}{'seconds':>9}{'CPU s':>8}{'MB/s':>8}"
         f"{'base RSS MB':>13}{'peak RSS MB':>13}"
     )
     for figures in results:
         rate = figures["input_bytes"] / 1e6 / figures["seconds"]
         print(
             f"{figures['days']:>2} days   {figures['rows']:>9}{figures['input_bytes'] / 1e6:>9.0f}"
-            f"{figures['output_bytes'] / 1e6:>9.0f}{figures['seconds']:>9.2f}{rate:>8.0f}"
-            f"{figures['baseline_rss_mb']:>13.0f}{figures['peak_rss_mb']:>13.0f}"
+            f"{figures['output_bytes'] / 1e6:>9.0f}{figures['seconds']:>9.2f}{figures['cpu_seconds']:>8.1f}"
+            f"{rate:>8.0f}{figures['baseline_rss_mb']:>13.0f}{figures['peak_rss_mb']:>13.0f}"
         )
     small, large = results
     ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
