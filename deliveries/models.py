@@ -140,6 +140,13 @@ class BuildRunQuerySet(models.QuerySet):
     def latest_finished(self):
         return self.finished().order_by("-started_at").first()
 
+    def conclusive(self):
+        """Runs that say something about the deliveries: not running, not a dry run, not locked out."""
+        return self.exclude(outcome__in=[BuildRun.Outcome.RUNNING, BuildRun.Outcome.DRY_RUN, BuildRun.Outcome.LOCKED])
+
+    def latest_conclusive(self):
+        return self.conclusive().order_by("-started_at").first()
+
 
 class BuildRun(models.Model):
     """One run of a build command, with what it did step by step and day by day."""

@@ -88,6 +88,14 @@ def test_the_last_finished_build_daily_run_failing_is_a_problem_until_one_succee
     assert health.run_checks(now=AFTER_DEADLINE) == []
 
 
+def test_a_later_dry_run_or_locked_run_does_not_hide_a_failed_build():
+    healthy_system()
+    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    record_build(BuildRun.Outcome.DRY_RUN, datetime(2026, 11, 20, 1, 10, tzinfo=UTC))
+    record_build(BuildRun.Outcome.LOCKED, datetime(2026, 11, 20, 1, 20, tzinfo=UTC))
+    assert codes(health.run_checks(now=AFTER_DEADLINE)) == [("build_failed", None)]
+
+
 def test_an_mtd_that_lacks_a_published_day_is_a_problem():
     healthy_system(through=TODAY - timedelta(days=2))
     for tier in Tier.values:
