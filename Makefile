@@ -6,7 +6,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/instrumetriq
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-sqlite test-postgres lint format venv chromium migrate demo bench clean
+.PHONY: run test test-sqlite test-postgres lint format venv chromium migrate demo doctor bench clean
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,10 @@ test-sqlite: venv
 test-postgres: venv chromium
 	DATABASE_URL=$(PG_URL) $(BIN)/python manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(PG_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Production configuration check (see docs/operations.md); DOCTOR_ARGS="--skip cron" where timers run the jobs.
+doctor: venv
+	$(BIN)/python manage.py doctor $(DOCTOR_ARGS)
 
 bench: venv
 	$(BIN)/python bench/build_daily.py
