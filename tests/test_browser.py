@@ -6,15 +6,12 @@ test-artifacts/ for a human to look at.
 """
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from .test_views_support import issue_current, publish_scenario
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,8 +30,17 @@ CHROMIUM_ARGS = [
 PHONE = {"width": 390, "height": 844}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def allow_orm_beside_playwright():
+    """Set only while these tests run: in os.environ for the whole session it would leak into
+    subprocesses (``check --deploy`` rightly refuses it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
 @pytest.fixture(scope="module")
-def browser():
+def browser(allow_orm_beside_playwright):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
