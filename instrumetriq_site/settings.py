@@ -121,10 +121,17 @@ def _database():
 
         config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
         if config["ENGINE"] == "django.db.backends.sqlite3":
-            config.update(conn_max_age=0, OPTIONS=_SQLITE_OPTIONS)
+            config["OPTIONS"] = _SQLITE_OPTIONS
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    return {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3", "OPTIONS": _SQLITE_OPTIONS}
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": VAR_DIR / "db.sqlite3",
+        "OPTIONS": _SQLITE_OPTIONS,
+        # Persistent per-thread connections: opening one (and its PRAGMAs) costs more than a page query.
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
+    }
 
 
 _SQLITE_OPTIONS = {
