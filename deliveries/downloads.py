@@ -7,16 +7,14 @@ a 404 or a 503.
 """
 
 import hashlib
-import json
 import logging
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.db.models.fields.json import KT
 from django.http import FileResponse, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
@@ -24,6 +22,8 @@ from django.http.response import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header, http_date
+
+from instrumetriq_site.compiled_queries import fetch, placeholder
 
 from . import storage
 from .models import DailyFile, DownloadCount, MonthBundle
@@ -40,7 +40,7 @@ KEY_PATTERN = re.compile(
 
 
 # A parameter value no tier has, replaced by the real tier when a compiled query runs.
-TIER_PARAM = "\x00tier"
+TIER_PARAM = placeholder("tier")
 
 
 class NotAvailable(Exception):
@@ -82,55 +82,6 @@ MTD_FIELDS = (
 )  # fmt: skip
 DAILY_SHOWN = DAILY_FIELDS + ("missing_hours",)
 
-_compiled = {}
-
-
-def _compiled_sql(name, build):
-    """SQL of an ORM query, compiled once per process and database: on a page that runs in about a
-    millisecond, compiling the same three queries again each time would be most of the cost."""
-    key = (name, connection.alias, connection.vendor)
-    if key not in _compiled:
-        _compiled[key] = build().query.sql_with_params()
-    return _compiled[key]
-
-
-def _aware(value):
-    return value.replace(tzinfo=UTC) if timezone.is_naive(value) else value
-
-
-def _json(value):
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-def _date(value):
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
-_CONVERT = {"DateTimeField": _aware, "DateField": _date, "JSONField": _json, "BooleanField": bool}
-
-
-@lru_cache(maxsize=16)
-def _converters(model, names):
-    """Per column, what the ORM's converters would do for the field types used here (or None)."""
-    kinds = [
-        model._meta.get_field(name).get_internal_type() if name != "missing_hours" else "JSONField" for name in names
-    ]
-    return tuple(_CONVERT.get(kind) for kind in kinds)
-
-
-def _convert(model, names, row):
-    return {
-        name: convert(value) if convert is not None and value is not None else value
-        for name, convert, value in zip(names, _converters(model, names), row, strict=True)
-    }
-
-
-def _fetch(name, model, names, build, params):
-    sql, template_params = _compiled_sql(name, build)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [params.get(p, p) for p in template_params])
-        return [_convert(model, names, row) for row in cursor.fetchall()]
-
 
 def _daily_instance(values):
     daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
@@ -146,7 +97,7 @@ def listing(tier):
     """
     limit = settings.DAILY_RETENTION_DAYS
     tier = str(tier)
-    daily = _fetch(
+    daily = fetch(
         f"daily-{limit}",
         DailyFile,
         DAILY_SHOWN,
@@ -158,8 +109,9 @@ def listing(tier):
             .values_list(*DAILY_SHOWN)[:limit]
         ),
         {TIER_PARAM: tier},
+        json_names=("missing_hours",),
     )
-    bundles = _fetch(
+    bundles = fetch(
         "mtd",
         MonthBundle,
         MTD_FIELDS,

@@ -69,27 +69,38 @@ def _lookup(tier, token, at):
     )
 
 
+LIVE_FIELDS = ("digest", "state", "announced_at")
+TIER_PARAM = "\x00tier"  # instrumetriq_site.compiled_queries.placeholder("tier"), without the import at app load
+
+
 def _lookup_live(tier, digest):
     """The hot path of every page and download: the tier's live tokens (at most a current and a
     next) in one plain indexed query, each compared with the candidate in constant time.
 
-    A plain query rather than the annotated one of ``at=``: it is what the tier page spends most
-    of its time on, and the next token's announce time comes with its own row.
+    A plain query rather than the annotated one of ``at=``, compiled once per process: it is what
+    the tier page spends most of its time on, and the next token's announce time comes with its
+    own row.
     """
+    from instrumetriq_site.compiled_queries import fetch
+
     from . import crypto
     from .models import TierToken, TokenState
     from .schedule import promote_after
 
-    live = list(
-        TierToken.objects.filter(tier=tier, state__in=[TokenState.CURRENT, TokenState.NEXT]).values_list(
-            "digest", "state", "announced_at"
-        )
+    live = fetch(
+        "tokens.live",
+        TierToken,
+        LIVE_FIELDS,
+        lambda: TierToken.objects.filter(tier=TIER_PARAM, state__in=[TokenState.CURRENT, TokenState.NEXT]).values_list(
+            *LIVE_FIELDS
+        ),
+        {TIER_PARAM: tier},
     )
-    matched = [state for stored, state, _ in live if crypto.digests_match(stored, digest)]
+    matched = [row["state"] for row in live if crypto.digests_match(row["digest"], digest)]
     if not matched:
         return Validation(ok=False, tier=tier)
     state = matched[0]
-    next_announced_at = next((announced for _, s, announced in live if s == TokenState.NEXT), None)
+    next_announced_at = next((row["announced_at"] for row in live if row["state"] == TokenState.NEXT), None)
     outgoing = state == TokenState.CURRENT and next_announced_at is not None
     return Validation(
         ok=True,
