@@ -48,6 +48,7 @@ test-sqlite: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgres: venv chromium
+	$(BIN)/python scripts/ensure_postgres_database.py $(PG_URL)
 	DATABASE_URL=$(PG_URL) $(BIN)/python manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(PG_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
