@@ -52,8 +52,45 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class DownloadCountsAdmin(ReadOnlyAdmin):
+    """Download counts next to each file: the file's kinds (data, manifest) and how its label reads."""
+
+    count_kinds = ()  # (data kind, manifest kind)
+    readonly_fields = ("download_history",)
+
+    def label_expression(self):
+        """The file's label as SQL text, as DownloadCount.file_label stores it."""
+        raise NotImplementedError
+
+    def label_of(self, obj):
+        raise NotImplementedError
+
+    def get_queryset(self, request):
+        label = self.label_expression()
+        data_kind, manifest_kind = self.count_kinds
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_downloads=downloads_of(data_kind, label), n_manifest_downloads=downloads_of(manifest_kind, label)
+            )
+        )
+
+    @admin.display(description="downloads", ordering="n_downloads")
+    def downloads(self, obj):
+        return obj.n_downloads
+
+    @admin.display(description="manifest views", ordering="n_manifest_downloads")
+    def manifest_downloads(self, obj):
+        return obj.n_manifest_downloads
+
+    @admin.display(description="downloads by UTC day")
+    def download_history(self, obj):
+        return download_history(obj, self.count_kinds, self.label_of(obj))
+
+
 @admin.register(DailyFile)
-class DailyFileAdmin(ReadOnlyAdmin):
+class DailyFileAdmin(DownloadCountsAdmin):
     list_display = (
         "date",
         "tier",
@@ -71,31 +108,13 @@ class DailyFileAdmin(ReadOnlyAdmin):
     date_hierarchy = "date"
     search_fields = ("sha256", "key")
     ordering = ("-date", "tier")
-    readonly_fields = ("download_history",)
+    count_kinds = (DownloadCount.Kind.DAILY, DownloadCount.Kind.DAILY_MANIFEST)
 
-    def get_queryset(self, request):
-        label = Cast(OuterRef("date"), CharField())
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                n_downloads=downloads_of(DownloadCount.Kind.DAILY, label),
-                n_manifest_downloads=downloads_of(DownloadCount.Kind.DAILY_MANIFEST, label),
-            )
-        )
+    def label_expression(self):
+        return Cast(OuterRef("date"), CharField())
 
-    @admin.display(description="downloads", ordering="n_downloads")
-    def downloads(self, obj):
-        return obj.n_downloads
-
-    @admin.display(description="manifest views", ordering="n_manifest_downloads")
-    def manifest_downloads(self, obj):
-        return obj.n_manifest_downloads
-
-    @admin.display(description="downloads by UTC day")
-    def download_history(self, obj):
-        kinds = (DownloadCount.Kind.DAILY, DownloadCount.Kind.DAILY_MANIFEST)
-        return download_history(obj, kinds, obj.date.isoformat())
+    def label_of(self, obj):
+        return obj.date.isoformat()
 
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj):
@@ -107,7 +126,7 @@ class DailyFileAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MonthBundle)
-class MonthBundleAdmin(ReadOnlyAdmin):
+class MonthBundleAdmin(DownloadCountsAdmin):
     list_display = (
         "month_label",
         "tier",
@@ -121,31 +140,13 @@ class MonthBundleAdmin(ReadOnlyAdmin):
     )
     list_filter = ("tier", "month")
     ordering = ("-month", "tier")
-    readonly_fields = ("download_history",)
+    count_kinds = (DownloadCount.Kind.MTD, DownloadCount.Kind.MTD_MANIFEST)
 
-    def get_queryset(self, request):
-        label = Substr(Cast(OuterRef("month"), CharField()), 1, 7)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                n_downloads=downloads_of(DownloadCount.Kind.MTD, label),
-                n_manifest_downloads=downloads_of(DownloadCount.Kind.MTD_MANIFEST, label),
-            )
-        )
+    def label_expression(self):
+        return Substr(Cast(OuterRef("month"), CharField()), 1, 7)
 
-    @admin.display(description="downloads", ordering="n_downloads")
-    def downloads(self, obj):
-        return obj.n_downloads
-
-    @admin.display(description="manifest views", ordering="n_manifest_downloads")
-    def manifest_downloads(self, obj):
-        return obj.n_manifest_downloads
-
-    @admin.display(description="downloads by UTC day")
-    def download_history(self, obj):
-        kinds = (DownloadCount.Kind.MTD, DownloadCount.Kind.MTD_MANIFEST)
-        return download_history(obj, kinds, obj.month_label)
+    def label_of(self, obj):
+        return obj.month_label
 
     @admin.display(description="month", ordering="month")
     def month_label(self, obj):

@@ -46,8 +46,7 @@ def validate(tier, token, *, at=None):
 
 def _lookup(tier, token, at):
     from . import crypto
-    from .models import TierToken, TokenState
-    from .schedule import promote_after
+    from .models import TierToken
 
     digest = crypto.digest(token)
     if at is None:
@@ -59,14 +58,7 @@ def _lookup(tier, token, at):
     stored_digest, state, next_announced_at = found[0]
     if not crypto.digests_match(stored_digest, digest):
         return Validation(ok=False, tier=tier)
-    outgoing = state == TokenState.CURRENT and next_announced_at is not None
-    return Validation(
-        ok=True,
-        tier=tier,
-        state=str(state),
-        is_outgoing=outgoing,
-        promotes_at=promote_after(next_announced_at) if outgoing else None,
-    )
+    return _accepted(tier, state, next_announced_at)
 
 
 LIVE_FIELDS = ("digest", "state", "announced_at")
@@ -85,7 +77,6 @@ def _lookup_live(tier, digest):
 
     from . import crypto
     from .models import TierToken, TokenState
-    from .schedule import promote_after
 
     live = fetch(
         "tokens.live",
@@ -99,8 +90,15 @@ def _lookup_live(tier, digest):
     matched = [row["state"] for row in live if crypto.digests_match(row["digest"], digest)]
     if not matched:
         return Validation(ok=False, tier=tier)
-    state = matched[0]
     next_announced_at = next((row["announced_at"] for row in live if row["state"] == TokenState.NEXT), None)
+    return _accepted(tier, matched[0], next_announced_at)
+
+
+def _accepted(tier, state, next_announced_at):
+    """An accepted token; the current one is outgoing while a next token is announced."""
+    from .models import TokenState
+    from .schedule import promote_after
+
     outgoing = state == TokenState.CURRENT and next_announced_at is not None
     return Validation(
         ok=True,
