@@ -20,11 +20,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
+# The printed demo links point at the address the server listens on, unless SITE_URL says otherwise.
+DEMO_SITE_URL = $${SITE_URL:-http://$(HOST):$(PORT)}
+
 demo: migrate
-	$(BIN)/python manage.py setup_demo
+	SITE_URL=$(DEMO_SITE_URL) $(BIN)/python manage.py setup_demo
 
 run: demo
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	SITE_URL=$(DEMO_SITE_URL) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 chromium:
