@@ -119,7 +119,7 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
             0,
             found,
         )
-    with tempfile.TemporaryDirectory(prefix="instrumetriq-build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="instrumetriq-build-", dir=storage.scratch_dir()) as tmp:
         try:
             written = write_day_files(day_files, tiers, Path(tmp), progress=progress)
         except OSError as exc:
@@ -138,7 +138,7 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
         manifests = {tier: written.manifest(tier, day_files, built_at) for tier in tiers}
         try:
             for tier in tiers:
-                publish.upload_daily(tier, day, written.paths[tier], manifests[tier])
+                publish.upload_daily(tier, day, written.paths[tier], manifests[tier], consume=True)
         except storage.StorageError as exc:
             return DayResult(
                 day,

@@ -208,14 +208,17 @@ def conform(table, schema, label):
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _download_verified(key, sha256, path, label):
-    storage.download_to(key, path)
-    digest = storage.sha256_of(path)
+def _check_digest(digest, sha256, label):
     if digest != sha256:
         raise MtdError(
             f"{label}: sha256 in storage {digest[:12]}... differs from the published {sha256[:12]}...; "
             "republish it or fix storage"
         )
+
+
+def _download_verified(key, sha256, path, label):
+    storage.download_to(key, path)
+    _check_digest(storage.sha256_of(path), sha256, label)
 
 
 class _RowStream:
@@ -291,15 +294,12 @@ def _row_group_runs(metadata, limit):
 
 
 def _daily_rows(daily, workdir):
-    """Row groups of one downloaded, verified daily file; the temp file goes when done."""
-    local = Path(workdir) / f"{daily.date.isoformat()}.parquet"
-    try:
-        _download_verified(daily.key, daily.sha256, local, f"{daily.tier} {daily.date} daily file")
-        with pq.ParquetFile(local, memory_map=False) as parquet:
+    """Row groups of one verified daily file (read in place on local storage, else downloaded)."""
+    with storage.open_checked(daily.key, workdir) as (fh, digest):
+        _check_digest(digest, daily.sha256, f"{daily.tier} {daily.date} daily file")
+        with pq.ParquetFile(fh) as parquet:
             for run in _row_group_runs(parquet.metadata, READ_BYTES):
-                yield parquet.read_row_groups(run)
-    finally:
-        local.unlink(missing_ok=True)
+                yield parquet.read_row_groups(run, use_threads=False)
 
 
 def _day_tables(days, source, workdir, schema):
@@ -372,14 +372,24 @@ class _ReadAhead:
 
 
 @functools.cache
-def _dictionary_columns(tier):
-    """String columns worth a dictionary: all but those inside a list of structs (the ~740 price
-    sample timestamps of a row are all distinct, a dictionary only costs time there)."""
+def _leaf_columns(tier):
+    """The tier's Parquet leaf columns (path, physical type), from an empty file of its schema."""
     sink = io.BytesIO()
     pq.ParquetWriter(sink, schema_for(tier)).close()
     parquet_schema = pq.ParquetFile(io.BytesIO(sink.getvalue())).schema
-    columns = (parquet_schema.column(i) for i in range(len(parquet_schema)))
-    return [c.path for c in columns if c.physical_type == "BYTE_ARRAY" and ".list.element." not in c.path]
+    return [(c.path, c.physical_type) for c in (parquet_schema.column(i) for i in range(len(parquet_schema)))]
+
+
+def _dictionary_columns(tier):
+    """String columns worth a dictionary: all but those inside a list of structs (the ~740 price
+    sample timestamps of a row are all distinct, a dictionary only costs time there)."""
+    return [path for path, kind in _leaf_columns(tier) if kind == "BYTE_ARRAY" and ".list.element." not in path]
+
+
+def _statistics_columns(tier):
+    """Columns whose min/max statistics help a reader skip row groups: not the price samples, whose
+    min and max over a row group of thousands of samples filter nothing and cost time to write."""
+    return [path for path, _ in _leaf_columns(tier) if ".list.element." not in path]
 
 
 def _write_bundle(out, tier, days, bundle, workdir):
@@ -397,7 +407,11 @@ def _write_bundle(out, tier, days, bundle, workdir):
         with (
             closing(reader),
             pq.ParquetWriter(
-                out, schema=schema, compression="zstd", use_dictionary=_dictionary_columns(tier)
+                out,
+                schema=schema,
+                compression="zstd",
+                use_dictionary=_dictionary_columns(tier),
+                write_statistics=_statistics_columns(tier),
             ) as writer,
         ):
             buffer, buffered = [], 0
@@ -483,12 +497,12 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
             result.outcome = "dry_run"
             result.message = f"would build {len(days)} days ({start} to {end}), {result.rows} rows"
             return result
-        with tempfile.TemporaryDirectory(prefix="mtd-") as workdir:
+        with tempfile.TemporaryDirectory(prefix="mtd-", dir=storage.scratch_dir()) as workdir:
             out = Path(workdir) / "mtd.parquet"
             rows = _write_bundle(out, tier, days, bundle, workdir)
             built_at = timezone.now()
             manifest = mtd_manifest(tier, first, start, end, dailies, rows, out, built_at)
-            publish.publish_month(tier, first, out, manifest, built_at=built_at)
+            publish.publish_month(tier, first, out, manifest, built_at=built_at, consume=True)
         result.outcome = "built"
         result.rows = rows
         missing = len(manifest["days_missing"])

@@ -18,10 +18,10 @@ def manifest_bytes(manifest):
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def upload_daily(tier, day, parquet_path, manifest):
+def upload_daily(tier, day, parquet_path, manifest, *, consume=False):
     """Put a day's data, then its manifest, in storage. Subscribers see nothing yet."""
     data_key, manifest_key = storage.daily_keys(tier, day)
-    storage.put_file(data_key, parquet_path, storage.PARQUET_CONTENT_TYPE)
+    storage.put_file(data_key, parquet_path, storage.PARQUET_CONTENT_TYPE, consume=consume)
     storage.put_bytes(manifest_key, manifest_bytes(manifest), storage.JSON_CONTENT_TYPE)
 
 
@@ -56,10 +56,10 @@ def publish_daily(tier, day, parquet_path, manifest, *, input_fingerprint, built
         return record_daily(tier, day, manifest, input_fingerprint=input_fingerprint, built_at=built_at)
 
 
-def publish_month(tier, month_start, parquet_path, manifest, *, built_at=None):
+def publish_month(tier, month_start, parquet_path, manifest, *, built_at=None, consume=False):
     """Upload one tier's month-to-date bundle in place and record it. Returns the MonthBundle."""
     data_key, manifest_key = storage.mtd_keys(tier, month_start)
-    storage.put_file(data_key, parquet_path, storage.PARQUET_CONTENT_TYPE)
+    storage.put_file(data_key, parquet_path, storage.PARQUET_CONTENT_TYPE, consume=consume)
     storage.put_bytes(manifest_key, manifest_bytes(manifest), storage.JSON_CONTENT_TYPE)
     fields = {
         "key": data_key,

@@ -3,10 +3,13 @@
 Everything else speaks in keys (``tier1/daily/2026-11-23/data.parquet``) and calls these functions.
 """
 
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
+import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from django.utils import timezone
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 JSON_CONTENT_TYPE = "application/json"
 LOCAL_URL_SALT = "deliveries.local-file"
+INCOMING = ".incoming-"  # files and folders being written: never objects, never listed
 
 
 class StorageError(Exception):
@@ -35,7 +39,7 @@ class LocalDeliveryStorage(FileSystemStorage):
     def _save(self, name, content):
         full_path = Path(self.path(name))
         full_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=full_path.parent, prefix=".incoming-", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=full_path.parent, prefix=INCOMING, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 content.seek(0)
@@ -47,6 +51,22 @@ class LocalDeliveryStorage(FileSystemStorage):
             Path(tmp).unlink(missing_ok=True)
             raise
         return name
+
+    def move_in(self, name, path):
+        """Take over a finished local file as ``name`` by renaming it, when it is on the same
+        filesystem (no copy of a bundle of hundreds of MB). False when it is not: copy instead."""
+        full_path = Path(self.path(name))
+        full_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())  # durable before it becomes visible, as _save's copy is
+        try:
+            os.replace(path, full_path)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return False
+            raise
+        os.chmod(full_path, 0o644)
+        return True
 
 
 def storage():
@@ -66,10 +86,26 @@ def _wrap(action, key, func, *args):
         raise StorageError(f"storage {action} of {key} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def put_file(key, path, content_type):
-    """Upload a local file to ``key``, replacing what is there."""
+def scratch_dir():
+    """Where to write files that are about to be stored: beside local storage, so that they can be
+    renamed into place instead of copied; the system's temporary folder for remote storage."""
+    if not is_local():
+        return None
+    scratch = Path(storage().location) / f"{INCOMING}work"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return str(scratch)
+
+
+def put_file(key, path, content_type, *, consume=False):
+    """Upload a local file to ``key``, replacing what is there.
+
+    With ``consume`` the caller is done with ``path``: local storage may then move it in place of
+    copying it.
+    """
 
     def upload():
+        if consume and is_local() and storage().move_in(key, path):
+            return
         with open(path, "rb") as fh:
             django_file = File(fh, name=os.path.basename(key))
             django_file.content_type = content_type
@@ -106,6 +142,37 @@ def download_to(key, path):
             s3.bucket.download_file(s3._normalize_name(key), str(path))
 
     _wrap("download", key, copy)
+
+
+@contextmanager
+def open_checked(key, scratch_dir):
+    """(file, sha256) of an object: an open Arrow file and the digest of exactly the bytes it holds.
+
+    Local objects are read in place (no copy); the digest is taken through the same open handle,
+    so an atomic replacement of the object meanwhile cannot pair one file's digest with another's
+    bytes. Remote objects are downloaded to ``scratch_dir`` first and removed afterwards. The
+    handle is Arrow's own (``pa.OSFile``), so Parquet reads on it do not hold the GIL.
+    """
+    import pyarrow as pa
+
+    if is_local():
+        path, scratch = storage().path(key), None
+    else:
+        path = scratch = Path(scratch_dir) / f"{uuid.uuid4().hex}.part"
+        download_to(key, path)
+    try:
+        fh = _wrap("read", key, pa.OSFile, str(path), "r")
+        try:
+            digest = hashlib.sha256()
+            while block := fh.read(1024 * 1024):
+                digest.update(block)
+            fh.seek(0)
+            yield fh, digest.hexdigest()
+        finally:
+            fh.close()
+    finally:
+        if scratch is not None:
+            scratch.unlink(missing_ok=True)
 
 
 def delete(key):
@@ -149,7 +216,7 @@ def list_keys(prefix=""):
             return sorted(
                 path.relative_to(root).as_posix()
                 for path in base.rglob("*")
-                if path.is_file() and not path.name.startswith(".incoming-")
+                if path.is_file() and not any(part.startswith(INCOMING) for part in path.relative_to(root).parts)
             )
         s3 = storage()
         return sorted(obj.key for obj in s3.bucket.objects.filter(Prefix=prefix))

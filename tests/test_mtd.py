@@ -350,7 +350,8 @@ def test_a_failed_rebuild_leaves_the_previous_bundle_row_and_objects_as_they_wer
     daily = publish_day("tier1", date(2026, 11, 3))
     storage.delete(daily.key)
     result = mtd.build_month("tier1", NOV, today=date(2026, 11, 4))
-    assert result.outcome == "failed" and "download" in result.message
+    assert result.outcome == "failed"
+    assert "storage read of tier1/daily/2026-11-03/data.parquet failed" in result.message
     after = MonthBundle.objects.get()
     assert (after.sha256, after.days_included, after.built_at) == (before.sha256, ["2026-11-02"], before.built_at)
     assert storage.read_bytes(before.key) == data_before
