@@ -1,0 +1,137 @@
+"""Storage: the one module that knows local from S3. Atomic writes, checked reads, moves, listings."""
+
+import errno
+import hashlib
+import os
+from unittest import mock
+
+import pytest
+
+from deliveries import storage
+
+
+def test_put_bytes_then_read_back_and_size(local_storage):
+    storage.put_bytes("tier1/daily/2026-11-20/manifest.json", b'{"a": 1}\n', storage.JSON_CONTENT_TYPE)
+    assert storage.read_bytes("tier1/daily/2026-11-20/manifest.json") == b'{"a": 1}\n'
+    assert storage.size("tier1/daily/2026-11-20/manifest.json") == 9
+    assert storage.size("tier1/daily/2026-11-20/data.parquet") is None
+
+
+def test_overwrite_replaces_in_place_and_leaves_no_temporary_file(local_storage):
+    storage.put_bytes("index/tier1.json", b"old", storage.JSON_CONTENT_TYPE)
+    storage.put_bytes("index/tier1.json", b"new", storage.JSON_CONTENT_TYPE)
+    assert storage.read_bytes("index/tier1.json") == b"new"
+    assert os.listdir(local_storage / "index") == ["tier1.json"]
+
+
+def test_consumed_file_is_renamed_into_place_not_copied(local_storage, tmp_path):
+    source = local_storage / ".incoming-work" / "bundle.parquet"
+    source.parent.mkdir()
+    source.write_bytes(b"PAR1 bundle PAR1")
+    inode = source.stat().st_ino
+    storage.put_file("tier3/mtd/2026-11/data.parquet", source, storage.PARQUET_CONTENT_TYPE, consume=True)
+    target = local_storage / "tier3/mtd/2026-11/data.parquet"
+    assert target.read_bytes() == b"PAR1 bundle PAR1"
+    assert target.stat().st_ino == inode
+    assert not source.exists()
+
+
+def test_consumed_file_on_another_filesystem_is_copied(local_storage, tmp_path):
+    source = tmp_path / "bundle.parquet"
+    source.write_bytes(b"PAR1 x PAR1")
+    cross_device = OSError(errno.EXDEV, "Invalid cross-device link")
+    # The rename fails once with EXDEV (another filesystem); the copy path then runs for real.
+    calls = []
+
+    def replace_once_cross_device(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 1:
+            raise cross_device
+        return os.rename(src, dst)
+
+    with mock.patch.object(storage.os, "replace", replace_once_cross_device):
+        storage.put_file("tier3/mtd/2026-11/data.parquet", source, storage.PARQUET_CONTENT_TYPE, consume=True)
+    assert (local_storage / "tier3/mtd/2026-11/data.parquet").read_bytes() == b"PAR1 x PAR1"
+    assert len(calls) == 2  # the failed rename, then the atomic replace of the copy
+
+
+def test_scratch_folder_is_beside_storage_and_never_listed(local_storage):
+    scratch = storage.scratch_dir()
+    assert os.path.dirname(scratch) == str(local_storage)
+    (local_storage / ".incoming-work" / "half-written.parquet").write_bytes(b"x")
+    storage.put_bytes("tier1/daily/2026-11-20/data.parquet", b"y", storage.PARQUET_CONTENT_TYPE)
+    assert storage.list_keys() == ["tier1/daily/2026-11-20/data.parquet"]
+
+
+def test_open_checked_reads_local_objects_in_place_with_their_digest(local_storage, tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    storage.put_bytes("tier3/daily/2026-11-20/data.parquet", data, storage.PARQUET_CONTENT_TYPE)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with storage.open_checked("tier3/daily/2026-11-20/data.parquet", scratch) as (fh, digest):
+        assert digest == hashlib.sha256(data).hexdigest()
+        assert fh.read() == data
+        assert os.listdir(scratch) == []  # no copy
+
+
+def test_open_checked_digest_and_bytes_are_of_one_file_even_if_it_is_replaced(local_storage, tmp_path):
+    storage.put_bytes("tier1/daily/2026-11-20/data.parquet", b"first version", storage.PARQUET_CONTENT_TYPE)
+    with storage.open_checked("tier1/daily/2026-11-20/data.parquet", tmp_path) as (fh, digest):
+        storage.put_bytes("tier1/daily/2026-11-20/data.parquet", b"second version!", storage.PARQUET_CONTENT_TYPE)
+        assert fh.read() == b"first version"
+        assert digest == hashlib.sha256(b"first version").hexdigest()
+
+
+def test_open_checked_of_a_missing_object_is_a_storage_error(local_storage, tmp_path):
+    missing = pytest.raises(storage.StorageError, match="storage read of tier1/daily/2026-11-20/data.parquet failed")
+    with missing, storage.open_checked("tier1/daily/2026-11-20/data.parquet", tmp_path):
+        pass
+
+
+@pytest.mark.s3
+def test_open_checked_downloads_remote_objects_and_removes_the_copy(s3_storage, tmp_path):
+    data = os.urandom(100_000)
+    storage.put_bytes("tier3/daily/2026-11-20/data.parquet", data, storage.PARQUET_CONTENT_TYPE)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert storage.scratch_dir() is None
+    with storage.open_checked("tier3/daily/2026-11-20/data.parquet", scratch) as (fh, digest):
+        assert digest == hashlib.sha256(data).hexdigest()
+        assert fh.read() == data
+        assert len(os.listdir(scratch)) == 1
+    assert os.listdir(scratch) == []
+
+
+@pytest.mark.s3
+def test_s3_listing_and_delete(s3_storage):
+    for key in ("tier1/daily/2026-11-20/data.parquet", "tier1/daily/2026-11-20/manifest.json", "index/tier1.json"):
+        storage.put_bytes(key, b"x", storage.JSON_CONTENT_TYPE)
+    assert storage.list_keys("tier1/") == [
+        "tier1/daily/2026-11-20/data.parquet",
+        "tier1/daily/2026-11-20/manifest.json",
+    ]
+    storage.delete("tier1/daily/2026-11-20/data.parquet")
+    assert storage.size("tier1/daily/2026-11-20/data.parquet") is None
+    assert storage.exists("index/tier1.json")
+
+
+def test_unreachable_s3_is_a_storage_error_with_a_plain_message(settings):
+    from botocore.config import Config
+
+    settings.STORAGE_BACKEND = "s3"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "deliveries": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "b",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "k",
+                "secret_key": "s",
+                "region_name": "auto",
+                "client_config": Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
+            },
+        },
+    }
+    with pytest.raises(storage.StorageError, match="storage ping of s3 failed"):
+        storage.ping()
