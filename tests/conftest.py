@@ -1,6 +1,9 @@
-"""Shared fixtures: isolated local storage and archive per test, a real S3 server (moto) over HTTP."""
+"""Shared fixtures: isolated local storage and archive per test, a real S3 server (moto) over HTTP,
+a stand-in cron monitor, and the published files and token the web tests start from."""
 
+import http.server
 import socket
+import threading
 import uuid
 from pathlib import Path
 
@@ -87,6 +90,51 @@ def s3_storage(settings, moto_server, monkeypatch):
     }
     client.bucket = bucket
     return client
+
+
+class PingRecorder(http.server.BaseHTTPRequestHandler):
+    """A stand-in cron monitor (healthchecks-style ping URL): remembers each path it is pinged on."""
+
+    paths = []
+
+    def do_GET(self):
+        self.paths.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def cron_monitor():
+    """(base URL, list of pinged paths) of a real HTTP server on 127.0.0.1."""
+    PingRecorder.paths = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PingRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", PingRecorder.paths
+    server.shutdown()
+
+
+@pytest.fixture
+def scenario():
+    """Tier 1 with a month bundle and retained days, published at the web tests' frozen time."""
+    import time_machine
+
+    from .test_views_support import NOW, publish_scenario
+
+    with time_machine.travel(NOW, tick=False):
+        return publish_scenario("tier1")
+
+
+@pytest.fixture
+def token():
+    """A current tier 1 token, in clear, as a subscriber's link carries it."""
+    from .test_views_support import issue_current
+
+    return issue_current("tier1")
 
 
 @pytest.fixture

@@ -42,17 +42,6 @@ def site_url(settings):
     settings.SITE_URL = SITE
 
 
-@pytest.fixture
-def scenario():
-    with time_machine.travel(NOW, tick=False):
-        return publish_scenario("tier1")
-
-
-@pytest.fixture
-def token():
-    return issue_current("tier1")
-
-
 def api(client, token=None, tier="tier1", param="t"):
     path = reverse("deliveries:api_tier", args=[tier])
     return client.get(path, {param: token} if token is not None else {})

@@ -20,17 +20,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def scenario():
-    with time_machine.travel(NOW, tick=False):
-        return publish_scenario("tier1")
-
-
-@pytest.fixture
-def token():
-    return issue_current("tier1")
-
-
-@pytest.fixture
 def newest(scenario):
     return scenario.dailies[scenario.retained[0]]
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from deliveries import mtd
 
 from .factories import publish_day
-from .test_views_support import NOW, TODAY, issue_current, publish_scenario
+from .test_views_support import NOW, TODAY, issue_current
 
 pytestmark = pytest.mark.django_db
 
@@ -20,17 +20,6 @@ SITE = "https://data.example.test"
 @pytest.fixture(autouse=True)
 def site_url(settings):
     settings.SITE_URL = SITE
-
-
-@pytest.fixture
-def scenario():
-    with time_machine.travel(NOW, tick=False):
-        return publish_scenario("tier1")
-
-
-@pytest.fixture
-def token():
-    return issue_current("tier1")
 
 
 def feed(client, token=None, tier="tier1"):

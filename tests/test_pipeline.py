@@ -1,8 +1,6 @@
 """The nightly pipeline: step order, skip-on-failure, catch-up, the lease, the ping."""
 
-import http.server
 import json
-import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -156,28 +154,11 @@ def test_nothing_to_do_when_everything_is_already_published():
     assert result.ok
 
 
-class PingRecorder(http.server.BaseHTTPRequestHandler):
-    paths = []
-
-    def do_GET(self):
-        PingRecorder.paths.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"OK")
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def ping_server(settings):
-    PingRecorder.paths = []
-    server = http.server.HTTPServer(("127.0.0.1", 0), PingRecorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.HEALTHCHECK_PING_URL = f"http://127.0.0.1:{server.server_port}/ping/abc"
-    yield PingRecorder.paths
-    server.shutdown()
+def ping_server(settings, cron_monitor):
+    url, paths = cron_monitor
+    settings.HEALTHCHECK_PING_URL = f"{url}/ping/abc"
+    return paths
 
 
 def test_ping_url_is_requested_on_success_and_fail_on_failure(ping_server):

@@ -9,14 +9,12 @@ the operator run them.
 """
 
 import hashlib
-import http.server
 import json
 import re
 import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,31 +47,6 @@ def fetch(url, headers=PROXY_HEADERS, follow=False):
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
-
-
-class PingRecorder(http.server.BaseHTTPRequestHandler):
-    """A stand-in cron monitor: remembers each path it is pinged on."""
-
-    paths = []
-
-    def do_GET(self):
-        self.paths.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"OK")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def cron_monitor():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PingRecorder)
-    PingRecorder.paths = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", PingRecorder.paths
-    server.shutdown()
 
 
 @pytest.fixture
