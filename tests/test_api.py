@@ -277,7 +277,7 @@ def test_s3_signed_url_is_presigned_for_the_configured_expiry(client, s3_storage
 
 
 def doc_script():
-    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     start = text.index("```python\n", text.index("<!-- fetch-script")) + len("```python\n")
     return text[start : text.index("\n```", start)]
 
