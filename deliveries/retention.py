@@ -7,6 +7,7 @@ finished by the next one (deleting a missing object is fine).
 """
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -14,6 +15,8 @@ from django.utils import timezone
 from . import mtd, storage
 from .models import DailyFile, MonthBundle
 from .tiers import Tier
+
+STALE_SCRATCH_AGE = timedelta(days=1)  # far longer than any build; a live build touches its files
 
 
 @dataclass
@@ -31,6 +34,7 @@ class RetentionReport:
     tiers: list = field(default_factory=list)
     orphans_found: list = field(default_factory=list)
     orphans_removed: list = field(default_factory=list)
+    scratch_removed: list = field(default_factory=list)  # leftovers of builds that were killed
 
     @property
     def deleted_count(self):
@@ -102,6 +106,8 @@ def apply_retention(*, keep_days=None, dry_run=False, delete_orphans=False, tier
     for tier in tiers:
         report.tiers.append(_retain_tier(tier, keep_days, dry_run, now))
     report.orphans_found = find_orphans(tiers)
+    if not dry_run:
+        report.scratch_removed = storage.clear_stale_scratch(STALE_SCRATCH_AGE, now=now)
     if delete_orphans and not dry_run:
         for key in report.orphans_found:
             storage.delete(key)

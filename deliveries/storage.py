@@ -96,6 +96,28 @@ def scratch_dir():
     return str(scratch)
 
 
+def clear_stale_scratch(older_than, *, now=None):
+    """Remove what builds left in the local scratch folder (a build killed mid-way leaves its
+    work folder). Only entries untouched for ``older_than`` go: a running build keeps writing to
+    its own. Returns the names removed."""
+    if not is_local():
+        return []
+    scratch = Path(storage().location) / f"{INCOMING}work"
+    if not scratch.is_dir():
+        return []
+    cutoff = (now or timezone.now()).timestamp() - older_than.total_seconds()
+    removed = []
+    for entry in scratch.iterdir():
+        newest = max([entry.stat().st_mtime, *(p.stat().st_mtime for p in entry.rglob("*"))])
+        if newest < cutoff:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry.name)
+    return sorted(removed)
+
+
 def put_file(key, path, content_type, *, consume=False):
     """Upload a local file to ``key``, replacing what is there.
 

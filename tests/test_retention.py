@@ -215,3 +215,26 @@ def test_retention_and_orphans_on_s3(s3_storage):
     listed = s3_storage.list_objects_v2(Bucket=s3_storage.bucket, Prefix="tier1/daily/")
     dates = sorted({obj["Key"].split("/")[2] for obj in listed["Contents"]})
     assert dates == [day.isoformat() for day in days[-7:]]
+
+
+def test_leftovers_of_a_killed_build_are_cleared_after_a_day_and_a_live_build_is_left_alone(local_storage):
+    import os
+    import time
+
+    scratch = local_storage / ".incoming-work"
+    killed = scratch / "instrumetriq-build-killed"
+    killed.mkdir(parents=True)
+    (killed / "tier3.parquet").write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 86400
+    for path in (killed / "tier3.parquet", killed):
+        os.utime(path, (two_days_ago, two_days_ago))
+    running = scratch / "mtd-running"
+    running.mkdir()
+    (running / "mtd.parquet").write_bytes(b"being written")
+
+    assert retention.apply_retention(dry_run=True).scratch_removed == []
+    assert killed.exists()
+    report = retention.apply_retention()
+    assert report.scratch_removed == ["instrumetriq-build-killed"]
+    assert not killed.exists()
+    assert (running / "mtd.parquet").exists()
