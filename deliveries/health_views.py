@@ -23,7 +23,7 @@ def healthz_payload():
             "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "problems": [problem.as_dict() for problem in problems],
         }
-        cache.set(CACHE_KEY, payload, getattr(settings, "HEALTHZ_CACHE_SECONDS", 30))
+        cache.set(CACHE_KEY, payload, settings.HEALTHZ_CACHE_SECONDS)
     return payload
 
 
