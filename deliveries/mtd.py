@@ -14,7 +14,7 @@ import io
 import queue
 import tempfile
 import threading
-from contextlib import closing, suppress
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -216,16 +216,11 @@ def _check_digest(digest, sha256, label):
         )
 
 
-def _download_verified(key, sha256, path, label):
-    storage.download_to(key, path)
-    _check_digest(storage.sha256_of(path), sha256, label)
-
-
 class _RowStream:
     """A Parquet file's rows in order, handed out a count at a time, one row group in memory."""
 
-    def __init__(self, path):
-        self.file = pq.ParquetFile(path, memory_map=False)
+    def __init__(self, source):
+        self.file = pq.ParquetFile(source, memory_map=False)
         self.next_group = 0
         self.pending = None
 
@@ -251,10 +246,14 @@ class _BundleSource:
 
     def __init__(self, bundle, workdir):
         self.bundle = bundle
-        self.path = Path(workdir) / "current-bundle.parquet"
-        label = f"{bundle.tier} {bundle.month_label} current bundle"
-        _download_verified(bundle.key, bundle.sha256, self.path, label)
-        self.stream = _RowStream(self.path)
+        self.opened = ExitStack()
+        try:
+            fh, digest = self.opened.enter_context(storage.open_checked(bundle.key, workdir))
+            _check_digest(digest, bundle.sha256, f"{bundle.tier} {bundle.month_label} current bundle")
+            self.stream = _RowStream(fh)
+        except BaseException:
+            self.opened.close()
+            raise
         self.entries = list(bundle.manifest.get("days", []))
         self.position = 0
 
@@ -276,7 +275,7 @@ class _BundleSource:
 
     def close(self):
         self.stream.close()
-        self.path.unlink(missing_ok=True)
+        self.opened.close()
 
 
 def _row_group_runs(metadata, limit):
