@@ -1,23 +1,17 @@
 """The Patreon text: per tier and plan, the link to paste, both links labelled during the overlap."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 import tokens
-from tokens import crypto, links, rotation
+from tokens import links, rotation
 from tokens.models import TierToken
 
+from .tokens_support import MONDAY, SATURDAY, SUNDAY, token_of
+
 pytestmark = pytest.mark.django_db
-
-SATURDAY = datetime(2025, 6, 7, 12, tzinfo=UTC)
-SUNDAY = datetime(2025, 6, 8, tzinfo=UTC)
-MONDAY = datetime(2025, 6, 9, tzinfo=UTC)
-
-
-def token_of(tier, state):
-    return crypto.unseal_row(TierToken.objects.get(tier=tier, state=state))
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """manage.py rotate_tokens: thin over tokens.rotation, one line per tier, non-zero exit on failure."""
 
 import io
-from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -10,7 +9,6 @@ from tokens.management.commands.rotate_tokens import running_under_django_cronta
 from tokens.models import RotationEvent, TierToken
 
 pytestmark = pytest.mark.django_db
-SUNDAY = datetime(2025, 6, 8, tzinfo=UTC)
 
 
 def run(*args, **kwargs):

@@ -11,20 +11,16 @@ from tokens import crypto, rotation
 from tokens.models import Reason, RotationEvent, TierToken, TokenState
 from tokens.rotation import Action
 
+from .tokens_support import MONDAY, SUNDAY, token_of
+
 pytestmark = pytest.mark.django_db
 
 WEDNESDAY = datetime(2025, 6, 4, 9, tzinfo=UTC)
-SUNDAY = datetime(2025, 6, 8, tzinfo=UTC)
-MONDAY = datetime(2025, 6, 9, tzinfo=UTC)
 NEXT_SUNDAY, NEXT_MONDAY = SUNDAY + timedelta(days=7), MONDAY + timedelta(days=7)
 
 
 def live(tier):
     return {row.state: row for row in TierToken.objects.live().filter(tier=tier)}
-
-
-def token_of(tier, state):
-    return crypto.unseal_row(TierToken.objects.get(tier=tier, state=state))
 
 
 def actions(result):

@@ -5,7 +5,7 @@ import random
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -15,15 +15,8 @@ from django.db import connections
 import tokens
 from deliveries.tiers import Tier
 from tokens import Validation, crypto, rotation
-from tokens.models import TierToken
 
-SATURDAY = datetime(2025, 6, 7, 12, tzinfo=UTC)
-SUNDAY = datetime(2025, 6, 8, tzinfo=UTC)
-MONDAY = datetime(2025, 6, 9, tzinfo=UTC)
-
-
-def token_of(tier, state):
-    return crypto.unseal_row(TierToken.objects.get(tier=tier, state=state))
+from .tokens_support import MONDAY, SATURDAY, SUNDAY, token_of
 
 
 @pytest.fixture
