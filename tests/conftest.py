@@ -47,23 +47,30 @@ def moto_server():
     server.stop()
 
 
-@pytest.fixture
-def s3_storage(settings, moto_server, monkeypatch):
-    """Switch delivery storage to S3 on the moto server, with a fresh private bucket."""
+def create_bucket(endpoint, prefix):
+    """A fresh bucket on the moto server: (boto3 client, bucket name)."""
     import boto3
-    from botocore.config import Config
 
-    bucket = f"test-{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
     client = boto3.client(
         "s3",
-        endpoint_url=moto_server,
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    client.create_bucket(Bucket=bucket)
+    client.create_bucket(Bucket=name)
+    return client, name
+
+
+@pytest.fixture
+def s3_storage(settings, moto_server, monkeypatch):
+    """Switch delivery storage to S3 on the moto server, with a fresh private bucket."""
+    from botocore.config import Config
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client, bucket = create_bucket(moto_server, "test")
     settings.STORAGE_BACKEND = "s3"
     settings.R2_ENDPOINT = moto_server
     settings.R2_BUCKET = bucket

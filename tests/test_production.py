@@ -21,12 +21,11 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from deliveries import sample
 
-from .conftest import free_port
+from .conftest import create_bucket, free_port
 from .test_build_lock_postgres import BASE_DIR, child_env, manage, scratch_postgres
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -51,16 +50,7 @@ def fetch(url, headers=PROXY_HEADERS, follow=False):
 
 @pytest.fixture
 def bucket(moto_server):
-    name = f"prod-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=name)
-    return name
+    return create_bucket(moto_server, "prod")[1]
 
 
 def wait_for_http(url, process, timeout=60):
