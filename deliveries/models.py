@@ -11,6 +11,16 @@ from django.utils import timezone
 from .tiers import Tier
 
 
+def next_month(first):
+    """First day of the month after the one starting at ``first``."""
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def month_end(first):
+    """Last day of the month starting at ``first``."""
+    return next_month(first) - timedelta(days=1)
+
+
 class DailyFileQuerySet(models.QuerySet):
     def for_tier(self, tier):
         return self.filter(tier=tier)
@@ -22,8 +32,7 @@ class DailyFileQuerySet(models.QuerySet):
         return self.filter(deleted_at__isnull=False)
 
     def in_month(self, month_start):
-        next_month = (month_start.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return self.filter(date__gte=month_start, date__lt=next_month)
+        return self.filter(date__gte=month_start, date__lt=next_month(month_start))
 
     def newest_first(self):
         return self.order_by("-date")
@@ -123,6 +132,10 @@ class MonthBundle(models.Model):
     @property
     def month_label(self):
         return self.month.strftime("%Y-%m")
+
+    @property
+    def month_end(self):
+        return month_end(self.month)
 
     @property
     def download_filename(self):

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from django.utils import timezone
 
 from . import publish, storage
-from .models import DailyFile, MonthBundle
+from .models import DailyFile, MonthBundle, month_end
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
 OUTCOMES = ("built", "unchanged", "no_days", "dry_run", "failed")
@@ -56,10 +56,6 @@ class MonthResult:
 
 def month_start(day):
     return day.replace(day=1)
-
-
-def month_end(first):
-    return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
 def previous_month(first):

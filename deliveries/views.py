@@ -269,13 +269,12 @@ def mtd_entry(tier, token, bundle, today):
     if bundle is None:
         return None
     label = bundle.month_label
-    month_end = (bundle.month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     return {
         "file": bundle,
         "label": label,
         "days_count": len(bundle.days_included),
         "is_current_month": bundle.month == today.replace(day=1),
-        "is_complete": bundle.coverage_end >= month_end,
+        "is_complete": bundle.coverage_end >= bundle.month_end,
         "missing": [date.fromisoformat(d) for d in bundle.days_missing],
         "partial": [date.fromisoformat(d) for d in bundle.partial_days],
         **file_links(tier, token, MTD, label),
