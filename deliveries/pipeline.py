@@ -8,6 +8,7 @@ overlapping run (the next cron tick, another host) from doing anything at all.
 
 import logging
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 
@@ -37,14 +38,12 @@ class PipelineResult:
 
     @property
     def ok(self):
-        return self.run.outcome not in {BuildRun.Outcome.FAILED}
+        return self.run.outcome != BuildRun.Outcome.FAILED
 
     def summary(self):
         if self.locked_by:
             return f"another build is running ({self.locked_by}); nothing done"
-        counts = {}
-        for day in self.days:
-            counts[day.outcome] = counts.get(day.outcome, 0) + 1
+        counts = Counter(day.outcome for day in self.days)
         parts = [f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items())] or ["no days to build"]
         failed_steps = [s["name"] for s in self.run.steps if s["outcome"] == "failed"]
         tail = f"; failed steps: {', '.join(failed_steps)}" if failed_steps else ""
@@ -56,7 +55,9 @@ def catch_up_days(now=None):
 
     The window reaches back to the start of yesterday's month (so the month-to-date bundle is
     complete) or the retention window, whichever is longer. A day counts as missed when the
-    archive has it and it is not published from its current input.
+    archive has it and not every tier has a row for it (published, or deleted by retention).
+    Yesterday is always tried; an older day whose hour files changed later is rebuilt with
+    ``build_daily --date`` (its new input is noticed, no ``--force`` needed).
     """
     last = build.yesterday(now)
     window_start = min(last.replace(day=1), last - timedelta(days=settings.DAILY_RETENTION_DAYS - 1))
