@@ -91,9 +91,13 @@ def scratch_dir():
     renamed into place instead of copied; the system's temporary folder for remote storage."""
     if not is_local():
         return None
-    scratch = Path(storage().location) / f"{INCOMING}work"
+    scratch = _local_scratch()
     scratch.mkdir(parents=True, exist_ok=True)
     return str(scratch)
+
+
+def _local_scratch():
+    return Path(storage().location) / f"{INCOMING}work"
 
 
 def clear_stale_scratch(older_than, *, now=None):
@@ -102,7 +106,7 @@ def clear_stale_scratch(older_than, *, now=None):
     its own. Returns the names removed."""
     if not is_local():
         return []
-    scratch = Path(storage().location) / f"{INCOMING}work"
+    scratch = _local_scratch()
     if not scratch.is_dir():
         return []
     cutoff = (now or timezone.now()).timestamp() - older_than.total_seconds()
@@ -185,11 +189,9 @@ def open_checked(key, scratch_dir):
     try:
         fh = _wrap("read", key, pa.OSFile, str(path), "r")
         try:
-            digest = hashlib.sha256()
-            while block := fh.read(1024 * 1024):
-                digest.update(block)
+            digest = _sha256_of_stream(fh)
             fh.seek(0)
-            yield fh, digest.hexdigest()
+            yield fh, digest
         finally:
             fh.close()
     finally:
@@ -305,11 +307,15 @@ def ping():
     _wrap("ping", settings.STORAGE_BACKEND, check)
 
 
-def sha256_of(path, chunk=1024 * 1024):
-    digest = hashlib.sha256()
+def sha256_of(path):
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
+        return _sha256_of_stream(fh)
+
+
+def _sha256_of_stream(fh, chunk=1024 * 1024):
+    digest = hashlib.sha256()
+    while block := fh.read(chunk):
+        digest.update(block)
     return digest.hexdigest()
 
 
