@@ -22,7 +22,7 @@ from django.utils import timezone
 from . import archive, publish, storage
 from .models import DailyFile
 from .shaping import Coercions, project, shape_tier3
-from .tiers import SCHEMA_VERSION, TIER_COLUMNS, Tier, schema_for
+from .tiers import TIER_COLUMNS, Tier, schema_for
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
@@ -178,20 +178,9 @@ class WrittenDay:
         return sum(self.skipped_by_hour.values())
 
     def manifest(self, tier, day_files, built_at):
-        path = self.paths[tier]
         day = day_files.day
         return {
-            "tier": str(tier),
-            "kind": "daily",
-            "schema_version": SCHEMA_VERSION,
-            "date_utc": day.isoformat(),
-            "build_ts_utc": built_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "row_count": self.row_count,
-            "parquet_sha256": storage.sha256_of(path),
-            "parquet_size_bytes": path.stat().st_size,
-            "filename": f"instrumetriq_{tier}_daily_{day.isoformat()}.parquet",
-            "compression": "zstd",
-            "columns": schema_for(tier).names,
+            **publish.manifest_header(tier, "daily", day.isoformat(), self.paths[tier], self.row_count, built_at),
             "archive_day": archive.folder_name(day),
             "hours_expected": 24,
             "hours_found": day_files.hours_found,

@@ -167,16 +167,17 @@ def find(tier, kind, label, *, manifest=False):
     day = parse_label(kind, label)
     if kind == DAILY:
         row = DailyFile.objects.published().filter(tier=tier, date=day).values_list("key", "manifest_key").first()
-        stem = f"instrumetriq_{tier}_daily_{day.isoformat()}"
+        label = day.isoformat()
     else:
         row = MonthBundle.objects.filter(tier=tier, month=day).values_list("key", "manifest_key").first()
-        stem = f"instrumetriq_{tier}_mtd_{day:%Y-%m}"
+        label = f"{day:%Y-%m}"
     if row is None:
         raise NotAvailable(f"no {kind} file {label} for {tier}")
     key, manifest_key = row
+    filename = storage.download_name(tier, kind, label, manifest=manifest)
     if manifest:
-        return Target(tier, f"{kind}_manifest", label, manifest_key, f"{stem}.manifest.json")
-    return Target(tier, kind, label, key, f"{stem}.parquet")
+        return Target(tier, f"{kind}_manifest", label, manifest_key, filename)
+    return Target(tier, kind, label, key, filename)
 
 
 def target_for_key(key, filename):

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from .storage import download_name
 from .tiers import Tier
 
 
@@ -82,11 +83,11 @@ class DailyFile(models.Model):
 
     @property
     def download_filename(self):
-        return f"instrumetriq_{self.tier}_daily_{self.date.isoformat()}.parquet"
+        return download_name(self.tier, "daily", self.date.isoformat())
 
     @property
     def manifest_filename(self):
-        return f"instrumetriq_{self.tier}_daily_{self.date.isoformat()}.manifest.json"
+        return download_name(self.tier, "daily", self.date.isoformat(), manifest=True)
 
 
 class MonthBundleQuerySet(models.QuerySet):
@@ -139,11 +140,11 @@ class MonthBundle(models.Model):
 
     @property
     def download_filename(self):
-        return f"instrumetriq_{self.tier}_mtd_{self.month_label}.parquet"
+        return download_name(self.tier, "mtd", self.month_label)
 
     @property
     def manifest_filename(self):
-        return f"instrumetriq_{self.tier}_mtd_{self.month_label}.manifest.json"
+        return download_name(self.tier, "mtd", self.month_label, manifest=True)
 
 
 class BuildRunQuerySet(models.QuerySet):

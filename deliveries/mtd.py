@@ -431,17 +431,7 @@ def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at)
     present = set(included)
     span = (end - start).days + 1
     return {
-        "tier": tier,
-        "kind": "mtd",
-        "schema_version": SCHEMA_VERSION,
-        "month": f"{first:%Y-%m}",
-        "build_ts_utc": built_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "row_count": rows,
-        "parquet_sha256": storage.sha256_of(parquet_path),
-        "parquet_size_bytes": Path(parquet_path).stat().st_size,
-        "filename": f"instrumetriq_{tier}_mtd_{first:%Y-%m}.parquet",
-        "compression": "zstd",
-        "columns": schema_for(tier).names,
+        **publish.manifest_header(tier, "mtd", f"{first:%Y-%m}", parquet_path, rows, built_at),
         "coverage_start_date": start.isoformat(),
         "coverage_end_date": end.isoformat(),
         "days_included": included,

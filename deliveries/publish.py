@@ -6,16 +6,37 @@ for an in-place replacement of the same key, which a rerun completes.
 """
 
 import json
+from datetime import UTC
+from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
 from . import storage
 from .models import DailyFile, MonthBundle
+from .tiers import SCHEMA_VERSION, schema_for
 
 
 def manifest_bytes(manifest):
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def manifest_header(tier, kind, label, parquet_path, rows, built_at):
+    """The keys every manifest starts with (data contract section 3), in the contract's order:
+    what the file is, when it was built, and how to check it."""
+    return {
+        "tier": str(tier),
+        "kind": kind,
+        "schema_version": SCHEMA_VERSION,
+        ("date_utc" if kind == "daily" else "month"): label,
+        "build_ts_utc": built_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "row_count": rows,
+        "parquet_sha256": storage.sha256_of(parquet_path),
+        "parquet_size_bytes": Path(parquet_path).stat().st_size,
+        "filename": storage.download_name(tier, kind, label),
+        "compression": "zstd",
+        "columns": schema_for(tier).names,
+    }
 
 
 def upload_daily(tier, day, parquet_path, manifest, *, consume=False):

@@ -319,6 +319,12 @@ def _sha256_of_stream(fh, chunk=1024 * 1024):
     return digest.hexdigest()
 
 
+def download_name(tier, kind, label, *, manifest=False):
+    """The file name a subscriber's download gets (data contract section 4): kind is daily or mtd,
+    label the date or the month."""
+    return f"instrumetriq_{tier}_{kind}_{label}." + ("manifest.json" if manifest else "parquet")
+
+
 def daily_keys(tier, day):
     base = f"{tier}/daily/{day.isoformat()}"
     return f"{base}/data.parquet", f"{base}/manifest.json"

@@ -284,7 +284,7 @@ def mtd_entry(tier, token, bundle, today):
 def snippet_for(listing):
     """A copy-paste snippet that checks the SHA-256 and loads the newest file with pandas."""
     newest = listing.daily[0] if listing.daily else listing.mtd
-    filename = newest.download_filename if newest else f"instrumetriq_{listing.tier}_daily_YYYY-MM-DD.parquet"
+    filename = newest.download_filename if newest else storage.download_name(listing.tier, "daily", "YYYY-MM-DD")
     sha = newest.sha256 if newest else "<sha256 from this page or the manifest>"
     return (
         "import hashlib\n"

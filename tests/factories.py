@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deliveries import publish, storage
-from deliveries.tiers import SCHEMA_VERSION, schema_for
+from deliveries import publish
+from deliveries.tiers import schema_for
 
 
 def tier_table(tier, day, rows):
@@ -39,17 +39,7 @@ def write_parquet(table, path):
 def daily_manifest(tier, day, parquet_path, rows, hours_found=24, missing_hours=()):
     missing = list(missing_hours) or [f"{h:02d}" for h in range(hours_found, 24)]
     return {
-        "tier": tier,
-        "kind": "daily",
-        "schema_version": SCHEMA_VERSION,
-        "date_utc": day.isoformat(),
-        "build_ts_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "row_count": rows,
-        "parquet_sha256": storage.sha256_of(parquet_path),
-        "parquet_size_bytes": Path(parquet_path).stat().st_size,
-        "filename": f"instrumetriq_{tier}_daily_{day.isoformat()}.parquet",
-        "compression": "zstd",
-        "columns": schema_for(tier).names,
+        **publish.manifest_header(tier, "daily", day.isoformat(), parquet_path, rows, datetime.now(UTC)),
         "archive_day": day.strftime("%Y%m%d"),
         "hours_expected": 24,
         "hours_found": 24 - len(missing),
