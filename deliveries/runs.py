@@ -1,15 +1,11 @@
 """Recording runs: every build command leaves a BuildRun with its steps, day results and error."""
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from django.utils import timezone
 
 from .models import BuildRun
-
-
-class StepFailed(Exception):
-    """A step failed; its error is already recorded on the run."""
 
 
 class RunRecorder:
@@ -55,13 +51,25 @@ def start_run(command, arguments):
 
 
 @contextmanager
-def recorded_run(command, arguments):
-    """A BuildRun for the block; an escaping exception marks it failed with the error text."""
+def recorded_run(command, arguments, *, lease=False):
+    """A BuildRun for the block, under the build lease when ``lease`` is true.
+
+    A held lease records the run as locked, an escaping exception as failed with its text; both
+    still propagate, for the command to turn into its message. An outcome the block set itself
+    (``recorder.finish``) is kept; a block that set none succeeded.
+    """
+    from . import locks
+
     recorder = start_run(command, arguments)
     try:
-        yield recorder
+        with locks.lease() if lease else nullcontext():
+            yield recorder
+    except locks.LeaseHeld as exc:
+        recorder.finish(BuildRun.Outcome.LOCKED, error=str(exc))
+        raise
     except BaseException as exc:
-        recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+        if recorder.run.outcome == BuildRun.Outcome.RUNNING:
+            recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     if recorder.run.outcome == BuildRun.Outcome.RUNNING:
         recorder.finish(BuildRun.Outcome.SUCCESS)

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deliveries import locks, retention, storage
 from deliveries.models import BuildRun
-from deliveries.runs import start_run
+from deliveries.runs import recorded_run
 from deliveries.tiers import Tier
 
 
@@ -23,25 +23,36 @@ class Command(BaseCommand):
         if keep_days is not None and keep_days < 1:
             raise CommandError("--keep-days must be at least 1")
         arguments = {"keep_days": keep_days, "tiers": tiers, "dry_run": dry_run, "delete_orphans": delete_orphans}
-        recorder = start_run("apply_retention", arguments)
         try:
-            if dry_run:
-                report = retention.apply_retention(keep_days=keep_days, dry_run=True, tiers=tiers)
-            else:
-                with locks.lease():
-                    report = retention.apply_retention(keep_days=keep_days, delete_orphans=delete_orphans, tiers=tiers)
+            with recorded_run("apply_retention", arguments, lease=not dry_run) as recorder:
+                report = retention.apply_retention(
+                    keep_days=keep_days, dry_run=dry_run, delete_orphans=delete_orphans, tiers=tiers
+                )
+                for tier, line in self.tier_lines(report):
+                    self.stdout.write(line)
+                    recorder.run.results.append(
+                        {"tier": tier, "outcome": "dry_run" if dry_run else "success", "message": line}
+                    )
+                if dry_run:
+                    recorder.finish(BuildRun.Outcome.DRY_RUN)
         except locks.LeaseHeld as exc:
-            recorder.finish(BuildRun.Outcome.LOCKED, error=str(exc))
             raise CommandError(f"retention not applied: {exc}") from None
         except storage.StorageError as exc:
-            recorder.finish(BuildRun.Outcome.FAILED, error=str(exc))
             raise CommandError(f"retention stopped (a rerun completes it): {exc}") from None
-        except Exception as exc:
-            recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
-            raise
-        verb = "would delete" if dry_run else "deleted"
+        removed = set(report.orphans_removed)
+        for key in report.orphans_found:
+            self.stdout.write(f"orphan {key}: {'removed' if key in removed else 'kept (use --delete-orphans)'}")
+        summary = (
+            f"retention keep {report.keep_days}: {verb(report)} {report.deleted_count} days, "
+            f"protected {report.protected_count}, orphans {len(report.orphans_found)} found, "
+            f"{len(report.orphans_removed)} removed"
+        )
+        self.stdout.write(summary + (" (dry run: nothing changed)" if report.dry_run else ""))
+
+    @staticmethod
+    def tier_lines(report):
         for tier in report.tiers:
-            line = f"{tier.tier}: kept {len(tier.kept)}, {verb} {len(tier.deleted)}"
+            line = f"{tier.tier}: kept {len(tier.kept)}, {verb(report)} {len(tier.deleted)}"
             if tier.deleted:
                 line += f" ({', '.join(d.isoformat() for d in sorted(tier.deleted))})"
             if tier.protected:
@@ -49,21 +60,8 @@ class Command(BaseCommand):
                     f", protected {len(tier.protected)} the month's bundle lacks "
                     f"({', '.join(d.isoformat() for d in sorted(tier.protected))}; run build_mtd)"
                 )
-            self.stdout.write(line)
-            recorder.run.results.append(
-                {
-                    "tier": tier.tier,
-                    "outcome": "dry_run" if dry_run else "success",
-                    "message": line,
-                }
-            )
-        removed = set(report.orphans_removed)
-        for key in report.orphans_found:
-            self.stdout.write(f"orphan {key}: {'removed' if key in removed else 'kept (use --delete-orphans)'}")
-        summary = (
-            f"retention keep {report.keep_days}: {verb} {report.deleted_count} days, "
-            f"protected {report.protected_count}, orphans {len(report.orphans_found)} found, "
-            f"{len(report.orphans_removed)} removed"
-        )
-        recorder.finish(BuildRun.Outcome.DRY_RUN if dry_run else BuildRun.Outcome.SUCCESS)
-        self.stdout.write(summary + (" (dry run: nothing changed)" if dry_run else ""))
+            yield tier.tier, line
+
+
+def verb(report):
+    return "would delete" if report.dry_run else "deleted"

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deliveries import locks, mtd
 from deliveries.models import BuildRun
-from deliveries.runs import start_run
+from deliveries.runs import recorded_run
 from deliveries.tiers import Tier
 
 LABELS = {
@@ -38,33 +38,27 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         arguments = {"tiers": tiers, "months": [f"{m:%Y-%m}" for m in months], "dry_run": dry_run, "force": force}
-        recorder = start_run("build_mtd", arguments)
         try:
-            if dry_run:
-                results = mtd.build_months(tiers, months or None, dry_run=True, force=force)
-            else:
-                with locks.lease():
-                    results = mtd.build_months(tiers, months or None, force=force)
+            with recorded_run("build_mtd", arguments, lease=not dry_run) as recorder:
+                results = mtd.build_months(tiers, months or None, dry_run=dry_run, force=force)
+                for result in results:
+                    recorder.run.results.append(
+                        {
+                            "month": result.month_label,
+                            "tier": result.tier,
+                            "outcome": result.outcome,
+                            "message": result.message,
+                        }
+                    )
+                    self.stdout.write(f"{result.tier} {result.month_label}: {result.outcome}: {result.message}")
+                summary = summarise(results)
+                if any(r.outcome == "failed" for r in results):
+                    recorder.finish(BuildRun.Outcome.FAILED, error=summary)
+                    raise CommandError(summary)
+                if dry_run:
+                    recorder.finish(BuildRun.Outcome.DRY_RUN)
+                elif not any(r.outcome == "built" for r in results):
+                    recorder.finish(BuildRun.Outcome.NOTHING_TO_DO)
         except locks.LeaseHeld as exc:
-            recorder.finish(BuildRun.Outcome.LOCKED, error=str(exc))
             raise CommandError(f"not built: {exc}") from None
-        except Exception as exc:
-            recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
-            raise
-        for result in results:
-            recorder.run.results.append(
-                {"month": result.month_label, "tier": result.tier, "outcome": result.outcome, "message": result.message}
-            )
-            self.stdout.write(f"{result.tier} {result.month_label}: {result.outcome}: {result.message}")
-        failed = [r for r in results if r.outcome == "failed"]
-        built = sum(r.outcome == "built" for r in results)
-        summary = summarise(results)
-        if failed:
-            recorder.finish(BuildRun.Outcome.FAILED, error=summary)
-            raise CommandError(summary)
-        if dry_run:
-            outcome = BuildRun.Outcome.DRY_RUN
-        else:
-            outcome = BuildRun.Outcome.SUCCESS if built else BuildRun.Outcome.NOTHING_TO_DO
-        recorder.finish(outcome)
         self.stdout.write(summary if results else "nothing to build: no month has a published day before today")
