@@ -1,7 +1,10 @@
 """One UTC day from the raw archive to the three tiers' published Parquet files.
 
 The day is read one hour file at a time; tier 3 is shaped from each hour's entries and written as
-one row group, and tiers 2 and 1 are projected from that same batch. Nothing is published until
+one row group, and tiers 2 and 1 are projected from that same batch. Tier 3's hours are then
+merged into one row group for the day (``splice.compact``: the price samples' pages are copied,
+only the small columns are encoded again), which is what lets the month-to-date bundle copy days
+instead of re-encoding them. Nothing is published until
 every requested tier is written; then the bytes go to storage (data, then manifest) and only then
 the database rows, all tiers of the day in one transaction.
 """
@@ -19,12 +22,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import archive, publish, storage
+from . import archive, encoding, publish, splice, storage
 from .models import DailyFile
 from .shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
-
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
 
 class Outcome:
@@ -215,7 +216,10 @@ def coercions_for_tier(coercions, tier):
 def write_day_files(day_files, tiers, out_dir, progress=None):
     """Stream the day's hours into one Parquet file per tier. Memory follows one hour file."""
     paths = {tier: out_dir / f"{tier}.parquet" for tier in tiers}
-    writers = {tier: pq.ParquetWriter(paths[tier], schema_for(tier), **PARQUET_OPTIONS) for tier in tiers}
+    hourly = {tier: out_dir / f"{tier}.hours.parquet" if tier == Tier.TIER3 else paths[tier] for tier in tiers}
+    writers = {
+        tier: pq.ParquetWriter(hourly[tier], schema_for(tier), **encoding.writer_options(tier)) for tier in tiers
+    }
     # Tiers 1 and 2 are small: buffered for the day so they get one row group, not 24 tiny ones.
     buffered = {tier: [] for tier in tiers if tier != Tier.TIER3}
     rows_by_hour, skipped_by_hour, reasons = {}, {}, Counter()
@@ -250,6 +254,10 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
     finally:
         for writer in writers.values():
             writer.close()
+    for tier in tiers:
+        if hourly[tier] != paths[tier]:
+            splice.compact(hourly[tier], paths[tier], encoding.layout(tier))
+            hourly[tier].unlink()
     return WrittenDay(paths, rows_by_hour, skipped_by_hour, reasons, truncated, coercions, min_ts, max_ts, len(symbols))
 
 

@@ -4,17 +4,13 @@ Built from the published daily files (never from the archive), so the bundle hol
 subscribers could download day by day. Retention deletes daily files after 7 days, so days whose
 daily file is gone are carried forward from the current bundle, which holds the same bytes' rows.
 
-Streamed: daily row groups are read a few at a time (in a read-ahead thread, so decoding overlaps
-encoding) and gathered into bundle row groups of ROW_GROUP_BYTES. Peak memory is a few tens of MB
-of rows, whatever the number of days.
+Copied, not re-encoded: a daily file is one row group, and the bundle is those row groups' column
+chunks copied byte for byte under a footer of its own (``splice``), a day at a time. It runs at the
+speed of the disk, and its memory does not depend on the number of days.
 """
 
-import functools
-import io
-import queue
 import tempfile
-import threading
-from contextlib import ExitStack, closing, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,14 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.utils import timezone
 
-from . import publish, storage
+from . import encoding, publish, splice, storage
 from .models import DailyFile, MonthBundle, month_end
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
 OUTCOMES = ("built", "unchanged", "no_days", "dry_run", "failed")
-ROW_GROUP_BYTES = 32 * 1024 * 1024  # decoded bytes gathered into one bundle row group
-READ_BYTES = 16 * 1024 * 1024  # decoded bytes of daily row groups read in one call
-READ_AHEAD = 2  # reads decoded ahead of the writer
+ROW_GROUP_BYTES = 32 * 1024 * 1024  # decoded bytes a row group, for rows that must be encoded again
 
 
 class MtdError(Exception):
@@ -212,33 +206,41 @@ def _check_digest(digest, sha256, label):
         )
 
 
-class _RowStream:
-    """A Parquet file's rows in order, handed out a count at a time, one row group in memory."""
+class _Reencoder:
+    """Rows that cannot be copied as they are (a daily file of another schema version, a day in an
+    old bundle that shares row groups with other days): conformed to the tier's schema, encoded
+    by pyarrow into a scratch file a row group of ROW_GROUP_BYTES at a time, then copied from it."""
 
-    def __init__(self, source):
-        self.file = pq.ParquetFile(source, memory_map=False)
-        self.next_group = 0
-        self.pending = None
+    def __init__(self, writer, workdir):
+        self.writer = writer
+        self.workdir = Path(workdir)
 
-    def take(self, count):
-        while count > 0:
-            if self.pending is None or self.pending.num_rows == 0:
-                if self.next_group >= self.file.num_row_groups:
-                    raise MtdError("the current bundle has fewer rows than its manifest says")
-                self.pending = self.file.read_row_group(self.next_group)
-                self.next_group += 1
-            chunk = self.pending.slice(0, count)
-            self.pending = self.pending.slice(chunk.num_rows)
-            count -= chunk.num_rows
-            yield chunk
-
-    def close(self):
-        self.file.close()
+    def add(self, tables):
+        layout = self.writer.layout
+        path = self.workdir / "reencoded.parquet"
+        try:
+            with pq.ParquetWriter(path, layout.schema, **layout.options) as encoder:
+                buffer, buffered = [], 0
+                for table in tables:
+                    buffer.append(table)
+                    buffered += table.nbytes
+                    if buffered >= ROW_GROUP_BYTES:
+                        encoder.write_table(pa.concat_tables(buffer), row_group_size=sum(t.num_rows for t in buffer))
+                        buffer, buffered = [], 0
+                if buffer:
+                    encoder.write_table(pa.concat_tables(buffer), row_group_size=sum(t.num_rows for t in buffer))
+            with pa.OSFile(str(path), "r") as fh:
+                source = splice.Source(fh)
+                for group in range(source.num_row_groups):  # already ROW_GROUP_BYTES each
+                    self.writer.add_run(source, [group])
+        finally:
+            path.unlink(missing_ok=True)
 
 
 class _BundleSource:
-    """The current bundle, read forward once: days it holds are taken in date order, the days
-    between them that are replaced by a newer daily file are skipped."""
+    """The current bundle (verified against its recorded digest), from which days that retention
+    has deleted are carried forward: as its row groups when a day has row groups of its own (every
+    bundle this code writes), else decoded and encoded again."""
 
     def __init__(self, bundle, workdir):
         self.bundle = bundle
@@ -246,192 +248,116 @@ class _BundleSource:
         try:
             fh, digest = self.opened.enter_context(storage.open_checked(bundle.key, workdir))
             _check_digest(digest, bundle.sha256, f"{bundle.tier} {bundle.month_label} current bundle")
-            self.stream = _RowStream(fh)
+            self.fh = fh
+            try:
+                self.source = splice.Source(fh)
+            except splice.SpliceError as exc:
+                raise MtdError(f"{bundle.tier} {bundle.month_label} current bundle: {exc}") from exc
         except BaseException:
             self.opened.close()
             raise
-        self.entries = list(bundle.manifest.get("days", []))
-        self.position = 0
+        self.spans = {}  # date iso -> (first row, rows), from the manifest's days in file order
+        row = 0
+        for entry in bundle.manifest.get("days", []):
+            self.spans[entry["date"]] = (row, entry["row_count"])
+            row += entry["row_count"]
+        if row != self.source.footer.value(splice.FILE_NUM_ROWS):
+            raise MtdError(f"{bundle.tier} {bundle.month_label}: the current bundle's rows differ from its manifest")
+        self.group_starts = [0]  # from Arrow's own parse of the footer, which is much faster
+        metadata = self.source.parquet.metadata
+        for group in range(metadata.num_row_groups):
+            self.group_starts.append(self.group_starts[-1] + metadata.row_group(group).num_rows)
 
-    def rows_of(self, daily):
+    def add_day(self, writer, daily, reencoder, schema):
         iso = daily.date.isoformat()
-        while self.position < len(self.entries) and self.entries[self.position]["date"] != iso:
-            for _ in self.stream.take(self.entries[self.position]["row_count"]):
-                pass
-            self.position += 1
-        if self.position == len(self.entries):
+        if iso not in self.spans:
             raise MtdError(f"{daily.tier} {iso}: the current bundle's manifest does not list the day")
-        entry = self.entries[self.position]
-        self.position += 1
-        if entry["row_count"] != daily.row_count:
-            raise MtdError(
-                f"{daily.tier} {iso}: the current bundle holds {entry['row_count']} rows, the day has {daily.row_count}"
-            )
-        yield from self.stream.take(entry["row_count"])
+        first, rows = self.spans[iso]
+        if rows != daily.row_count:
+            raise MtdError(f"{daily.tier} {iso}: the current bundle holds {rows} rows, the day has {daily.row_count}")
+        if rows == 0:
+            return
+        starts = self.group_starts
+        if first in starts and first + rows in starts and writer.layout.accepts(self.source):
+            writer.add(self.source, range(starts.index(first), starts.index(first + rows)))
+        else:
+            reencoder.add(conform(t, schema, f"{daily.tier} {iso}") for t in self._rows(first, rows))
+
+    def _rows(self, first, rows):
+        """The rows [first, first + rows) a row group at a time."""
+        parquet = self.source.parquet
+        end = first + rows
+        for group in range(self.source.num_row_groups):
+            low, high = self.group_starts[group], self.group_starts[group + 1]
+            if high <= first or low >= end:
+                continue
+            table = parquet.read_row_group(group)
+            yield table.slice(max(first - low, 0), min(end, high) - max(first, low))
 
     def close(self):
-        self.stream.close()
         self.opened.close()
 
 
-def _row_group_runs(metadata, limit):
-    """Consecutive row group indices, a run at a time, each run up to ``limit`` decoded bytes:
-    one read call for several small row groups is faster than one call each."""
-    run, size = [], 0
-    for index in range(metadata.num_row_groups):
-        run.append(index)
-        size += metadata.row_group(index).total_byte_size
-        if size >= limit:
-            yield run
-            run, size = [], 0
-    if run:
-        yield run
-
-
-def _daily_rows(daily, workdir):
-    """Row groups of one verified daily file (read in place on local storage, else downloaded)."""
+def _add_daily(writer, daily, reencoder, workdir, schema):
+    """One verified daily file: its row groups copied, or its rows conformed and encoded again."""
+    label = f"{daily.tier} {daily.date}"
     with storage.open_checked(daily.key, workdir) as (fh, digest):
-        _check_digest(digest, daily.sha256, f"{daily.tier} {daily.date} daily file")
-        with pq.ParquetFile(fh) as parquet:
-            for run in _row_group_runs(parquet.metadata, READ_BYTES):
-                yield parquet.read_row_groups(run, use_threads=False)
-
-
-def _day_tables(days, source, workdir, schema):
-    """Every day's rows in order as tables of the tier's schema, each day's count checked."""
-    for day in days:
-        daily = day.daily
-        label = f"{daily.tier} {daily.date}"
-        chunks = source.rows_of(daily) if day.from_bundle else _daily_rows(daily, workdir)
-        rows = 0
-        with closing(chunks):
-            for chunk in chunks:
-                table = conform(chunk, schema, label)
-                rows += table.num_rows
-                yield table
-        if rows != daily.row_count:
-            raise MtdError(f"{label}: file has {rows} rows, the published day says {daily.row_count}")
-
-
-class _ReadAhead:
-    """Runs a generator in a thread, at most ``depth`` items ahead of its consumer.
-
-    pyarrow decodes and encodes without holding the GIL, so reading (download, verify, decode) the
-    next row groups overlaps encoding the previous ones. Memory stays bounded by ``depth``.
-    """
-
-    _DONE = object()
-
-    def __init__(self, generator, depth):
-        self.generator = generator
-        self.queue = queue.Queue(maxsize=depth)
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="mtd-read-ahead", daemon=True)
-        self.thread.start()
-
-    def _put(self, item):
-        while not self.stopped.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self):
+        _check_digest(digest, daily.sha256, f"{label} daily file")
         try:
-            with closing(self.generator):
-                for item in self.generator:
-                    if not self._put((item, None)):
-                        return
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put((None, exc))
+            source = splice.Source(fh)
+        except splice.SpliceError:
+            source = None
+        if source is not None and writer.layout.accepts(source):
+            writer.add(source)
             return
-        self._put((self._DONE, None))
-
-    def __iter__(self):
-        while True:
-            item, error = self.queue.get()
-            if error is not None:
-                raise error
-            if item is self._DONE:
-                return
-            yield item
-
-    def close(self):
-        self.stopped.set()
-        while self.thread.is_alive():
-            with suppress(queue.Empty):
-                self.queue.get(timeout=0.1)
-        self.thread.join()
-
-
-@functools.cache
-def _leaf_columns(tier):
-    """The tier's Parquet leaf columns (path, physical type), from an empty file of its schema."""
-    sink = io.BytesIO()
-    pq.ParquetWriter(sink, schema_for(tier)).close()
-    parquet_schema = pq.ParquetFile(io.BytesIO(sink.getvalue())).schema
-    return [(c.path, c.physical_type) for c in (parquet_schema.column(i) for i in range(len(parquet_schema)))]
-
-
-def _dictionary_columns(tier):
-    """String columns worth a dictionary: all but those inside a list of structs (the ~740 price
-    sample timestamps of a row are all distinct, a dictionary only costs time there)."""
-    return [path for path, kind in _leaf_columns(tier) if kind == "BYTE_ARRAY" and ".list.element." not in path]
-
-
-def _statistics_columns(tier):
-    """Columns whose min/max statistics help a reader skip row groups: not the price samples, whose
-    min and max over a row group of thousands of samples filter nothing and cost time to write."""
-    return [path for path, _ in _leaf_columns(tier) if ".list.element." not in path]
+        try:
+            with pq.ParquetFile(fh) as parquet:
+                reencoder.add(
+                    conform(parquet.read_row_group(group), schema, label) for group in range(parquet.num_row_groups)
+                )
+        except (pa.ArrowException, OSError) as exc:
+            raise MtdError(f"{label}: daily file is not readable Parquet: {exc}") from exc
 
 
 def _write_bundle(out, tier, days, bundle, workdir):
-    """Stream every day into one writer of the tier's schema. Returns the row count.
+    """Every day's rows, in date order, in one Parquet file of the tier's schema.
+    Returns (rows, sha256, size).
 
-    Daily row groups are small (~110 rows); the bundle gathers them into row groups of about
-    ROW_GROUP_BYTES decoded, which is faster to write and to read and keeps the footer small.
-    Memory is that buffer plus READ_AHEAD reads of READ_BYTES, whatever the number of days.
+    A day is its daily file's row groups (one a day, see ``build``) copied byte for byte with
+    ``splice``; only files that do not have the tier's exact schema are decoded and encoded again.
+    Memory is a copy buffer and, at most, a row group being encoded again, whatever the days.
     """
-    schema = schema_for(tier)
-    source = _BundleSource(bundle, workdir) if any(day.from_bundle for day in days) else None
-    total = 0
-    try:
-        reader = _ReadAhead(_day_tables(days, source, workdir, schema), READ_AHEAD)
-        with (
-            closing(reader),
-            pq.ParquetWriter(
-                out,
-                schema=schema,
-                compression="zstd",
-                use_dictionary=_dictionary_columns(tier),
-                write_statistics=_statistics_columns(tier),
-            ) as writer,
-        ):
-            buffer, buffered = [], 0
-            for table in reader:
-                buffer.append(table)
-                buffered += table.nbytes
-                total += table.num_rows
-                if buffered >= ROW_GROUP_BYTES:
-                    writer.write_table(pa.concat_tables(buffer), row_group_size=sum(t.num_rows for t in buffer))
-                    buffer, buffered = [], 0
-            if buffer:
-                writer.write_table(pa.concat_tables(buffer), row_group_size=sum(t.num_rows for t in buffer))
-    finally:
-        if source is not None:
-            source.close()
-    return total
+    layout = encoding.layout(tier)
+    with ExitStack() as stack:
+        writer = stack.enter_context(splice.Writer(out, layout))
+        reencoder = _Reencoder(writer, workdir)
+        current = None
+        if any(day.from_bundle for day in days):
+            current = _BundleSource(bundle, workdir)
+            stack.callback(current.close)
+        for day in days:
+            daily = day.daily
+            before = writer.rows
+            if day.from_bundle:
+                current.add_day(writer, daily, reencoder, layout.schema)
+            else:
+                _add_daily(writer, daily, reencoder, workdir, layout.schema)
+            if writer.rows - before != daily.row_count:
+                raise MtdError(
+                    f"{daily.tier} {daily.date}: file has {writer.rows - before} rows, "
+                    f"the published day says {daily.row_count}"
+                )
+        sha256, size, rows = writer.close()
+    return rows, sha256, size
 
 
-def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at):
+def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at, *, sha256=None):
     """The bundle's manifest (data contract section 3, MTD keys)."""
     included = [daily.date.isoformat() for daily in dailies]
     present = set(included)
     span = (end - start).days + 1
     return {
-        **publish.manifest_header(tier, "mtd", f"{first:%Y-%m}", parquet_path, rows, built_at),
+        **publish.manifest_header(tier, "mtd", f"{first:%Y-%m}", parquet_path, rows, built_at, sha256=sha256),
         "coverage_start_date": start.isoformat(),
         "coverage_end_date": end.isoformat(),
         "days_included": included,
@@ -484,9 +410,9 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
             return result
         with tempfile.TemporaryDirectory(prefix="mtd-", dir=storage.scratch_dir()) as workdir:
             out = Path(workdir) / "mtd.parquet"
-            rows = _write_bundle(out, tier, days, bundle, workdir)
+            rows, sha256, _ = _write_bundle(out, tier, days, bundle, workdir)
             built_at = timezone.now()
-            manifest = mtd_manifest(tier, first, start, end, dailies, rows, out, built_at)
+            manifest = mtd_manifest(tier, first, start, end, dailies, rows, out, built_at, sha256=sha256)
             publish.publish_month(tier, first, out, manifest, built_at=built_at, consume=True)
         result.outcome = "built"
         result.rows = rows
@@ -496,7 +422,7 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
         )
     except Exception as exc:  # one tier's month fails alone; the run reports it and goes on
         result.outcome = "failed"
-        known = isinstance(exc, MtdError | storage.StorageError)
+        known = isinstance(exc, MtdError | splice.SpliceError | storage.StorageError)
         result.message = str(exc) if known else f"{type(exc).__name__}: {exc}"
     return result
 

@@ -21,9 +21,10 @@ def manifest_bytes(manifest):
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def manifest_header(tier, kind, label, parquet_path, rows, built_at):
+def manifest_header(tier, kind, label, parquet_path, rows, built_at, *, sha256=None):
     """The keys every manifest starts with (data contract section 3), in the contract's order:
-    what the file is, when it was built, and how to check it."""
+    what the file is, when it was built, and how to check it. ``sha256``: the file's digest when
+    its writer already took it (no second read of a bundle of hundreds of MB)."""
     return {
         "tier": str(tier),
         "kind": kind,
@@ -31,7 +32,7 @@ def manifest_header(tier, kind, label, parquet_path, rows, built_at):
         ("date_utc" if kind == "daily" else "month"): label,
         "build_ts_utc": built_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "row_count": rows,
-        "parquet_sha256": storage.sha256_of(parquet_path),
+        "parquet_sha256": sha256 or storage.sha256_of(parquet_path),
         "parquet_size_bytes": Path(parquet_path).stat().st_size,
         "filename": storage.download_name(tier, kind, label),
         "compression": "zstd",

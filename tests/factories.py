@@ -61,3 +61,36 @@ def publish_day(tier, day, rows=10, hours_found=24):
         path = write_parquet(tier_table(tier, day, rows), Path(tmp) / "data.parquet")
         manifest = daily_manifest(tier, day, path, rows, hours_found=hours_found)
         return publish.publish_daily(tier, day, path, manifest, input_fingerprint=f"synthetic-{rows}-{hours_found}")
+
+
+def dense_array(type_, count, rng):
+    """Values for any Arrow type of a tier schema: every field filled, a few nulls, lists of a few
+    items (so list columns have real repetition levels), strings that repeat and that do not."""
+    if pa.types.is_struct(type_):
+        children = [dense_array(child.type, count, rng) for child in type_]
+        return pa.StructArray.from_arrays(children, fields=list(type_))
+    if pa.types.is_list(type_):
+        lengths = [rng.randrange(0, 5) for _ in range(count)]
+        offsets = [0]
+        for length in lengths:
+            offsets.append(offsets[-1] + length)
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), dense_array(type_.value_type, offsets[-1], rng))
+    nulls = [rng.random() < 0.05 for _ in range(count)]
+    if pa.types.is_floating(type_):
+        values = [round(rng.gauss(50, 20), 4) for _ in range(count)]
+    elif pa.types.is_integer(type_):
+        values = [rng.randrange(0, 5000) for _ in range(count)]
+    elif pa.types.is_boolean(type_):
+        values = [rng.random() < 0.5 for _ in range(count)]
+    else:
+        values = [rng.choice(["ok", "silent", f"v{rng.randrange(1000)}"]) for _ in range(count)]
+    return pa.array([None if null else value for value, null in zip(values, nulls, strict=True)], type_)
+
+
+def dense_table(tier, rows, seed=0):
+    """A table of the tier's schema with every column filled (``tier_table`` leaves most null)."""
+    import random
+
+    rng = random.Random(seed)
+    schema = schema_for(tier)
+    return pa.Table.from_arrays([dense_array(field.type, rows, rng) for field in schema], schema=schema)

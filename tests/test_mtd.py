@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import mtd, publish, retention, storage
+from deliveries import mtd, publish, retention, splice, storage
 from deliveries.models import DailyFile, MonthBundle
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
 
@@ -200,30 +200,39 @@ def bundle_row_groups(tier):
     return [bundle.metadata.row_group(i).num_rows for i in range(bundle.num_row_groups)]
 
 
-def test_days_are_streamed_row_group_by_row_group_never_read_whole(monkeypatch):
-    """With a tiny buffer each daily row group goes out on its own: nothing waits for a whole day."""
-    publish_small_row_groups("tier3")
-    monkeypatch.setattr(mtd, "ROW_GROUP_BYTES", 1)
-    monkeypatch.setattr(mtd, "READ_BYTES", 1)
-    monkeypatch.setattr(pq, "read_table", mock.Mock(side_effect=AssertionError("read whole")))
-    monkeypatch.setattr(pq.ParquetFile, "read", mock.Mock(side_effect=AssertionError("read whole")))
-    assert mtd.build_month("tier3", NOV, today=date(2026, 11, 4)).outcome == "built"
+def test_days_of_the_tier_schema_are_copied_not_decoded(monkeypatch):
+    """The days' column chunks are copied byte for byte: no row of a daily file is decoded."""
+    publish_days("tier3", [date(2026, 11, 2), date(2026, 11, 3)])
+    for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
+        monkeypatch.setattr(pq.ParquetFile, name, mock.Mock(side_effect=AssertionError(f"decoded: {name}")))
+    monkeypatch.setattr(pq, "read_table", mock.Mock(side_effect=AssertionError("decoded: read_table")))
+    result = mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
+    assert result.outcome == "built", result.message
     monkeypatch.undo()
-    assert bundle_row_groups("tier3") == [2, 2, 2, 1, 2, 2, 1]
+    assert read_bundle("tier3", NOV).equals(expected_table("tier3", [date(2026, 11, 2), date(2026, 11, 3)]))
 
 
-def test_small_daily_row_groups_are_gathered_into_bigger_bundle_row_groups():
+def test_each_day_is_one_row_group_of_the_bundle_whatever_its_own_row_groups():
     publish_small_row_groups("tier3")
     assert mtd.build_month("tier3", NOV, today=date(2026, 11, 4)).outcome == "built"
-    assert bundle_row_groups("tier3") == [12]
+    assert bundle_row_groups("tier3") == [7, 5]
     assert read_bundle("tier3", NOV).equals(
         pa.concat_tables([tier_table("tier3", date(2026, 11, 2), 7), tier_table("tier3", date(2026, 11, 3), 5)])
     )
 
 
-def test_a_read_error_in_the_read_ahead_thread_fails_the_month_cleanly(monkeypatch):
+def test_columns_encoded_again_stay_within_the_memory_bound(monkeypatch):
+    """A day whose small row groups cannot be merged as they are (dictionaries, statistics) is
+    encoded again a bounded group at a time: with a 1-byte bound, a row group each."""
+    publish_small_row_groups("tier3")
+    monkeypatch.setattr(splice, "SIDE_BYTES", 1)
+    assert mtd.build_month("tier3", NOV, today=date(2026, 11, 4)).outcome == "built"
+    assert bundle_row_groups("tier3") == [2, 2, 2, 1, 2, 2, 1]
+    assert read_bundle("tier3", NOV).num_rows == 12
+
+
+def test_a_read_error_while_copying_fails_the_month_cleanly(monkeypatch):
     publish_small_row_groups("tier1")
-    monkeypatch.setattr(mtd, "READ_AHEAD", 1)
     monkeypatch.setattr(pq.ParquetFile, "read_row_groups", mock.Mock(side_effect=OSError("disk on fire")))
     result = mtd.build_month("tier1", NOV, today=date(2026, 11, 4))
     assert (result.outcome, result.message) == ("failed", "OSError: disk on fire")

@@ -1,0 +1,439 @@
+"""Parquet files assembled from other Parquet files' column chunks, byte for byte.
+
+Why: decoding and encoding again a day of price samples costs seconds of CPU; copying its
+compressed pages costs milliseconds. The daily builder writes an hour per row group (its memory
+stays at an hour's rows) and then merges the hours into one row group per day here; the
+month-to-date bundle is then the days' row groups copied one after the other under a new footer.
+
+Two ways to move a column chunk:
+- copied whole: its bytes, and its metadata with the page offsets moved (dictionary pages and
+  statistics included);
+- concatenated with the same column's chunks of the following row groups, into one chunk: allowed
+  when none of them has a dictionary page or statistics (its pages then stand on their own) and all
+  share the codec.
+Fields (top-level columns) whose chunks cannot be concatenated are decoded and encoded again by
+pyarrow, for a group of row groups at a time; their new chunks are then copied whole. Groups are
+chosen so that this never holds more than ``SIDE_BYTES`` of decoded data.
+
+The footer is written with ``thrift``; everything else about the file (schema, Arrow schema,
+column orders, writer version) comes from an empty file pyarrow wrote with the same schema.
+"""
+
+import hashlib
+import io
+import os
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import thrift
+from .thrift import I32, I64, LIST, STRUCT, Struct
+
+MAGIC = b"PAR1"
+RUN_BYTES = 256 * 1024 * 1024  # decoded bytes of source row groups merged into one row group
+SIDE_BYTES = 32 * 1024 * 1024  # decoded bytes of fields encoded again at a time
+COPY_BLOCK = 8 * 1024 * 1024
+
+# Parquet's thrift field ids (parquet.thrift).
+FILE_SCHEMA, FILE_NUM_ROWS, FILE_ROW_GROUPS = 2, 3, 4
+RG_COLUMNS, RG_TOTAL_BYTE_SIZE, RG_NUM_ROWS, RG_FILE_OFFSET, RG_TOTAL_COMPRESSED = 1, 2, 3, 5, 6
+CHUNK_FILE_PATH, CHUNK_FILE_OFFSET, CHUNK_META, CHUNK_CRYPTO, CHUNK_ENCRYPTED_META = 1, 2, 3, 8, 9
+(META_TYPE, META_ENCODINGS, META_PATH, META_CODEC, META_NUM_VALUES, META_UNCOMPRESSED, META_COMPRESSED) = range(1, 8)
+META_KEY_VALUE, META_DATA_PAGE, META_INDEX_PAGE, META_DICTIONARY_PAGE, META_STATISTICS = 8, 9, 10, 11, 12
+META_ENCODING_STATS, META_BLOOM_OFFSET, META_BLOOM_LENGTH, META_SIZE_STATISTICS = 13, 14, 15, 16
+SCHEMA_TYPE, SCHEMA_NAME, SCHEMA_NUM_CHILDREN = 1, 4, 5
+DICTIONARY_ENCODINGS = {2, 8}  # PLAIN_DICTIONARY, RLE_DICTIONARY
+# Metadata kept when a chunk is copied whole: everything but what points outside the chunk (page
+# indexes, bloom filters, which are not copied) and the offsets, which are moved.
+KEPT_WHOLE = {
+    META_TYPE,
+    META_ENCODINGS,
+    META_PATH,
+    META_CODEC,
+    META_NUM_VALUES,
+    META_UNCOMPRESSED,
+    META_COMPRESSED,
+    META_KEY_VALUE,
+    META_STATISTICS,
+    META_ENCODING_STATS,
+    META_SIZE_STATISTICS,
+    17,  # geospatial statistics
+}
+
+
+class SpliceError(Exception):
+    """A source file this module cannot take column chunks from as they are."""
+
+
+def read_footer(fh):
+    """The FileMetaData Struct of an open Arrow file (``read_at``/``size``); its row groups are
+    parsed when asked for (``thrift.LazyStructs``)."""
+    size = fh.size()
+    if size < 12:
+        raise SpliceError("not a Parquet file: too short")
+    tail = bytes(fh.read_at(8, size - 8))
+    if tail[4:] != MAGIC:
+        raise SpliceError("not a plain Parquet file (no PAR1 footer; encrypted?)")
+    length = struct.unpack("<I", tail[:4])[0]
+    if length > size - 12:
+        raise SpliceError("Parquet footer longer than the file")
+    raw = fh.read_at(length, size - 8 - length)
+    try:
+        footer, used = thrift.loads(raw, lazy={FILE_ROW_GROUPS})
+    except thrift.ThriftError as exc:
+        raise SpliceError(f"unreadable Parquet footer: {exc}") from exc
+    if used != length:
+        raise SpliceError("Parquet footer has trailing bytes")
+    return footer
+
+
+def _leaf_paths(schema_elements):
+    """The leaf columns' paths, in file order, from the flattened schema (root first)."""
+    paths, stack = [], []  # stack: [name, children left] of the groups being walked
+    for index, element in enumerate(schema_elements):
+        name = element.value(SCHEMA_NAME, b"").decode("utf-8")
+        if index == 0:
+            stack.append(["", element.value(SCHEMA_NUM_CHILDREN, 0)])
+            continue
+        stack[-1][1] -= 1
+        if SCHEMA_TYPE in element:
+            paths.append(tuple(entry[0] for entry in stack[1:]) + (name,))
+        else:
+            stack.append([name, element.value(SCHEMA_NUM_CHILDREN, 0)])
+        while len(stack) > 1 and stack[-1][1] == 0:
+            stack.pop()
+    return paths
+
+
+class Layout:
+    """What every file of one Arrow schema, written with one set of writer options, looks like."""
+
+    def __init__(self, schema, options):
+        self.schema = schema
+        self.options = dict(options)
+        sink = io.BytesIO()
+        pq.ParquetWriter(sink, schema, **self.options).close()
+        empty = pa.BufferReader(sink.getvalue())
+        self.template = read_footer(empty)
+        self.parquet_schema = pq.ParquetFile(empty).schema
+        self.leaf_paths = _leaf_paths(self.template.value(FILE_SCHEMA)[1])
+        self.fields = [
+            (name, [i for i, path in enumerate(self.leaf_paths) if path[0] == name]) for name in schema.names
+        ]
+
+    def accepts(self, source):
+        """True when the source's chunks can be copied under this layout's schema as they are."""
+        try:
+            parquet = source.parquet
+        except (pa.ArrowException, OSError):
+            return False
+        return parquet.schema.equals(self.parquet_schema) and parquet.schema_arrow.equals(self.schema)
+
+    def options_for(self, names):
+        """The writer options restricted to some fields (pyarrow rejects paths not in the schema)."""
+        options = dict(self.options)
+        for key in ("use_dictionary", "write_statistics", "use_byte_stream_split", "column_encoding"):
+            value = options.get(key)
+            if isinstance(value, list | tuple):
+                options[key] = [path for path in value if path.split(".")[0] in names]
+        return options
+
+
+class Source:
+    """An open Parquet file (an Arrow ``NativeFile``) whose column chunks can be copied."""
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.footer = read_footer(fh)
+        self.row_groups = self.footer.value(FILE_ROW_GROUPS, (STRUCT, []))[1]
+
+    @cached_property
+    def parquet(self):
+        return pq.ParquetFile(self.fh)
+
+    @property
+    def num_row_groups(self):
+        return len(self.row_groups)
+
+    def rows(self, group):
+        return self.row_groups[group].value(RG_NUM_ROWS)
+
+    def chunks(self, group):
+        return self.row_groups[group].value(RG_COLUMNS)[1]
+
+
+def _meta(chunk):
+    if CHUNK_FILE_PATH in chunk or CHUNK_CRYPTO in chunk or CHUNK_ENCRYPTED_META in chunk:
+        raise SpliceError("column chunk stored in another file or encrypted")
+    meta = chunk.value(CHUNK_META)
+    if meta is None:
+        raise SpliceError("column chunk without metadata")
+    return meta
+
+
+def _has_dictionary(meta):
+    return meta.value(META_DICTIONARY_PAGE, 0) > 0 or bool(DICTIONARY_ENCODINGS & set(meta.value(META_ENCODINGS)[1]))
+
+
+def _extent(meta):
+    """(first byte, length) of a chunk's pages in its file."""
+    starts = [meta.value(META_DATA_PAGE)]
+    if meta.value(META_DICTIONARY_PAGE, 0) > 0:
+        starts.append(meta.value(META_DICTIONARY_PAGE))
+    return min(starts), meta.value(META_COMPRESSED)
+
+
+def _concatenable(meta):
+    return not _has_dictionary(meta) and META_STATISTICS not in meta and META_BLOOM_OFFSET not in meta
+
+
+@dataclass
+class _GroupFacts:
+    """Per field of one source row group: may its chunks be concatenated, with what signature
+    (codec and type of each leaf), and how many bytes it decodes to."""
+
+    concatenable: list
+    signature: list
+    size: list
+    total: int
+
+
+def _facts(source, group, layout):
+    metas = [_meta(chunk) for chunk in source.chunks(group)]
+    if len(metas) != len(layout.leaf_paths):
+        raise SpliceError("row group has a different number of columns than the schema")
+    concatenable, signature, size = [], [], []
+    for _, leaves in layout.fields:
+        field = [metas[i] for i in leaves]
+        concatenable.append(all(_concatenable(meta) for meta in field))
+        signature.append(tuple((meta.value(META_CODEC), meta.value(META_TYPE)) for meta in field))
+        size.append(sum(meta.value(META_UNCOMPRESSED) for meta in field))
+    return _GroupFacts(concatenable, signature, size, source.row_groups[group].value(RG_TOTAL_BYTE_SIZE, 0))
+
+
+def plan_runs(source, groups, layout, *, run_bytes=None, side_bytes=None):
+    """Consecutive source row groups, a run per output row group, each with the fields that must
+    be encoded again: [(groups, {field index, ...}), ...]. A run stays within ``run_bytes`` decoded
+    and its fields encoded again within ``side_bytes``; a single row group is always copied whole."""
+    run_bytes = RUN_BYTES if run_bytes is None else run_bytes
+    side_bytes = SIDE_BYTES if side_bytes is None else side_bytes
+    runs = []
+    run, facts, side, side_size, total = [], [], set(), [], 0
+    for group in groups:
+        fact = _facts(source, group, layout)
+        if run:
+            first = facts[0]
+            new_side = side | {
+                f
+                for f in range(len(layout.fields))
+                if not (fact.concatenable[f] and first.concatenable[f] and fact.signature[f] == first.signature[f])
+            }
+            sizes = [a + b for a, b in zip(side_size, fact.size, strict=True)]
+            if total + fact.total <= run_bytes and sum(sizes[f] for f in new_side) <= side_bytes:
+                run.append(group)
+                facts.append(fact)
+                side, side_size, total = new_side, sizes, total + fact.total
+                continue
+            runs.append((run, side))
+        run, facts, side, side_size, total = [group], [fact], set(), list(fact.size), fact.total
+    if run:
+        runs.append((run, side))
+    return runs
+
+
+def _merged_encoding_stats(metas):
+    if not all(META_ENCODING_STATS in meta for meta in metas):
+        return None
+    counts = {}
+    for meta in metas:
+        for entry in meta.value(META_ENCODING_STATS)[1]:
+            key = (entry.value(1), entry.value(2))
+            counts[key] = counts.get(key, 0) + entry.value(3)
+    stats = [
+        Struct({1: (I32, kind), 2: (I32, encoding), 3: (I32, count)}) for (kind, encoding), count in counts.items()
+    ]
+    return (LIST, (STRUCT, stats))
+
+
+def _merged_size_statistics(metas):
+    """Size statistics summed (byte counts, level histograms), when every chunk has the same kind."""
+    if not all(META_SIZE_STATISTICS in meta for meta in metas):
+        return None
+    parts = [meta.value(META_SIZE_STATISTICS) for meta in metas]
+    if any(set(part) != set(parts[0]) for part in parts):
+        return None
+    merged = Struct()
+    for field_id, (wire_type, first) in parts[0].items():
+        if wire_type == I64:
+            merged.set(field_id, I64, sum(part.value(field_id) for part in parts))
+        elif wire_type == LIST and first[0] == I64:
+            lists = [part.value(field_id)[1] for part in parts]
+            if any(len(values) != len(lists[0]) for values in lists):
+                return None
+            merged.set(field_id, LIST, (I64, [sum(column) for column in zip(*lists, strict=True)]))
+        else:
+            return None
+    return (STRUCT, merged)
+
+
+class Writer:
+    """A Parquet file written row group by row group from other files' column chunks.
+
+    The SHA-256 and size of the bytes written come for free (``close``): no second read.
+    """
+
+    def __init__(self, path, layout):
+        self.path = path
+        self.layout = layout
+        self.out = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self.digest = hashlib.sha256()
+        self.position = 0
+        self.row_groups = []
+        self.rows = 0
+        self._write(MAGIC)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.out.close()
+
+    def _write(self, data):
+        self.out.write(data)
+        self.digest.update(data)
+        self.position += len(data)
+
+    def _copy(self, source, start, length):
+        if start < 4 or start + length > source.fh.size():
+            raise SpliceError("column chunk lies outside its file")
+        end = start + length
+        while start < end:
+            block = source.fh.read_at(min(COPY_BLOCK, end - start), start)
+            if not len(block):
+                raise SpliceError("column chunk shorter than its metadata says")
+            self._write(block)
+            start += len(block)
+
+    def _copy_whole(self, source, chunk):
+        meta = _meta(chunk)
+        start, length = _extent(meta)
+        new_start = self.position
+        self._copy(source, start, length)
+        moved = Struct({k: v for k, v in meta.items() if k in KEPT_WHOLE})
+        moved.set(META_DATA_PAGE, I64, meta.value(META_DATA_PAGE) - start + new_start)
+        if meta.value(META_DICTIONARY_PAGE, 0) > 0:
+            moved.set(META_DICTIONARY_PAGE, I64, meta.value(META_DICTIONARY_PAGE) - start + new_start)
+        return moved
+
+    def _concatenate(self, source, chunks):
+        metas = [_meta(chunk) for chunk in chunks]
+        new_start = self.position
+        for meta in metas:
+            self._copy(source, *_extent(meta))
+        first = metas[0]
+        encodings = list(dict.fromkeys(e for meta in metas for e in meta.value(META_ENCODINGS)[1]))
+        merged = Struct(
+            {
+                META_TYPE: first[META_TYPE],
+                META_ENCODINGS: (LIST, (I32, encodings)),
+                META_PATH: first[META_PATH],
+                META_CODEC: first[META_CODEC],
+                META_NUM_VALUES: (I64, sum(meta.value(META_NUM_VALUES) for meta in metas)),
+                META_UNCOMPRESSED: (I64, sum(meta.value(META_UNCOMPRESSED) for meta in metas)),
+                META_COMPRESSED: (I64, sum(meta.value(META_COMPRESSED) for meta in metas)),
+                META_DATA_PAGE: (I64, new_start),
+            }
+        )
+        for field_id, value in (
+            (META_ENCODING_STATS, _merged_encoding_stats(metas)),
+            (META_SIZE_STATISTICS, _merged_size_statistics(metas)),
+        ):
+            if value is not None:
+                merged[field_id] = value
+        return merged
+
+    def _encode_again(self, source, groups, field_indexes):
+        """The listed fields of some row groups, decoded and encoded into one row group."""
+        names = [self.layout.fields[i][0] for i in sorted(field_indexes)]
+        table = source.parquet.read_row_groups(groups, columns=names, use_threads=False)
+        schema = pa.schema([self.layout.schema.field(name) for name in names])
+        sink = io.BytesIO()
+        with pq.ParquetWriter(sink, schema, **self.layout.options_for(names)) as writer:
+            writer.write_table(table.cast(schema), row_group_size=max(table.num_rows, 1))
+        del table
+        encoded = Source(pa.BufferReader(sink.getvalue()))
+        if encoded.num_row_groups != 1:
+            raise SpliceError("re-encoded fields did not make exactly one row group")
+        return encoded
+
+    def add_run(self, source, groups, side=()):
+        """One row group from consecutive row groups of ``source``; ``side`` names the fields (by
+        index in the layout) to encode again, the others are copied or concatenated."""
+        rows = sum(source.rows(group) for group in groups)
+        if rows == 0:
+            return
+        encoded = self._encode_again(source, groups, side) if side else None
+        encoded_leaves = {}
+        if encoded is not None:
+            paths = [tuple(_meta(chunk).value(META_PATH)[1]) for chunk in encoded.chunks(0)]
+            encoded_leaves = dict(
+                zip((tuple(p.decode() for p in path) for path in paths), encoded.chunks(0), strict=True)
+            )
+            if encoded.rows(0) != rows:
+                raise SpliceError("re-encoded fields have a different number of rows")
+        per_group = [source.chunks(group) for group in groups]
+        start = self.position
+        columns = []
+        for field_index, (_, leaves) in enumerate(self.layout.fields):
+            for leaf in leaves:
+                if field_index in side:
+                    meta = self._copy_whole(encoded, encoded_leaves[self.layout.leaf_paths[leaf]])
+                elif len(groups) == 1:
+                    meta = self._copy_whole(source, per_group[0][leaf])
+                else:
+                    meta = self._concatenate(source, [chunks[leaf] for chunks in per_group])
+                columns.append(Struct({CHUNK_FILE_OFFSET: (I64, 0), CHUNK_META: (STRUCT, meta)}))
+        row_group = Struct(
+            {
+                RG_COLUMNS: (LIST, (STRUCT, columns)),
+                RG_TOTAL_BYTE_SIZE: (I64, sum(c.value(CHUNK_META).value(META_UNCOMPRESSED) for c in columns)),
+                RG_NUM_ROWS: (I64, rows),
+                RG_FILE_OFFSET: (I64, start),
+                RG_TOTAL_COMPRESSED: (I64, self.position - start),
+            }
+        )
+        self.row_groups.append(thrift.Raw(thrift.dumps(row_group)))
+        self.rows += rows
+
+    def add(self, source, groups=None):
+        """Row groups of ``source`` (default all), merged as far as ``plan_runs`` allows."""
+        if not self.layout.accepts(source):
+            raise SpliceError("the file's schema is not the layout's")
+        groups = range(source.num_row_groups) if groups is None else groups
+        for run, side in plan_runs(source, groups, self.layout):
+            self.add_run(source, run, side)
+
+    def close(self):
+        """Write the footer; returns (sha256 hex, size in bytes, rows)."""
+        footer = self.layout.template.copy()
+        footer.set(FILE_NUM_ROWS, I64, self.rows)
+        footer.set(FILE_ROW_GROUPS, LIST, (STRUCT, self.row_groups))
+        data = thrift.dumps(footer)
+        self._write(data)
+        self._write(struct.pack("<I", len(data)))
+        self._write(MAGIC)
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        return self.digest.hexdigest(), self.position, self.rows
+
+
+def compact(path, out, layout):
+    """Rewrite the Parquet file ``path`` as ``out`` with its row groups merged (``plan_runs``).
+    Returns (sha256 hex, size, rows) of ``out``."""
+    with pa.OSFile(str(path), "r") as fh, Writer(out, layout) as writer:
+        writer.add(Source(fh))
+        return writer.close()

@@ -1,0 +1,160 @@
+"""Parquet files assembled from other files' column chunks: what readers get is exactly the rows."""
+
+import hashlib
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from deliveries import encoding, splice
+from deliveries.tiers import schema_for
+
+from .factories import dense_table
+
+
+def write_hours(path, table, tier, rows_per_group, **options):
+    """As the daily builder writes tier 3: a row group per write."""
+    options = options or encoding.writer_options(tier)
+    with pq.ParquetWriter(path, table.schema, **options) as writer:
+        for start in range(0, table.num_rows, rows_per_group):
+            writer.write_table(table.slice(start, rows_per_group))
+    return path
+
+
+def chunk(path, group, column):
+    return pq.ParquetFile(path).metadata.row_group(group).column(column)
+
+
+def column_index(tier, dotted):
+    return [path for path, _ in encoding.leaf_columns(tier)].index(dotted)
+
+
+@pytest.fixture
+def hours(tmp_path):
+    table = dense_table("tier3", 60, seed=1)
+    return table, write_hours(tmp_path / "hours.parquet", table, "tier3", 10)
+
+
+def test_compact_merges_row_groups_into_one_with_the_same_rows(tmp_path, hours):
+    table, source = hours
+    assert pq.ParquetFile(source).num_row_groups == 6
+    digest, size, rows = splice.compact(source, tmp_path / "day.parquet", encoding.layout("tier3"))
+    out = pq.ParquetFile(tmp_path / "day.parquet")
+    assert out.num_row_groups == 1
+    assert (rows, out.metadata.num_rows) == (60, 60)
+    assert out.read().equals(table)
+    data = (tmp_path / "day.parquet").read_bytes()
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_the_result_has_exactly_the_schema_pyarrow_writes_for_the_tier(tmp_path, hours):
+    _, source = hours
+    splice.compact(source, tmp_path / "day.parquet", encoding.layout("tier3"))
+    out = pq.ParquetFile(tmp_path / "day.parquet")
+    assert out.schema_arrow.equals(schema_for("tier3"))
+    assert out.schema.equals(encoding.layout("tier3").parquet_schema)
+
+
+def test_price_samples_are_concatenated_pages_not_encoded_again(tmp_path, hours):
+    _, source = hours
+    splice.compact(source, tmp_path / "day.parquet", encoding.layout("tier3"))
+    column = column_index("tier3", "spot_prices.list.element.mid")
+    merged = chunk(tmp_path / "day.parquet", 0, column)
+    parts = [chunk(source, group, column) for group in range(6)]
+    assert merged.total_compressed_size == sum(part.total_compressed_size for part in parts)
+    assert merged.num_values == sum(part.num_values for part in parts)
+    assert not merged.has_dictionary_page and not merged.is_stats_set
+
+
+def test_columns_with_dictionaries_and_statistics_are_encoded_again_with_them(tmp_path, hours):
+    table, source = hours
+    splice.compact(source, tmp_path / "day.parquet", encoding.layout("tier3"))
+    symbol = chunk(tmp_path / "day.parquet", 0, column_index("tier3", "symbol"))
+    assert symbol.has_dictionary_page
+    assert symbol.statistics.null_count == table.column("symbol").null_count
+    assert symbol.statistics.min == min(v for v in table.column("symbol").to_pylist() if v is not None)
+
+
+def test_several_files_make_one_file_of_their_rows_in_order(tmp_path):
+    layout = encoding.layout("tier2")
+    tables = [dense_table("tier2", rows, seed=rows) for rows in (5, 0, 9)]
+    paths = [write_hours(tmp_path / f"{i}.parquet", t, "tier2", 4) for i, t in enumerate(tables)]
+    with splice.Writer(tmp_path / "out.parquet", layout) as writer:
+        for path in paths:
+            with pa.OSFile(str(path), "r") as fh:
+                writer.add(splice.Source(fh))
+        _, _, rows = writer.close()
+    assert rows == 14
+    out = pq.ParquetFile(tmp_path / "out.parquet")
+    assert [out.metadata.row_group(i).num_rows for i in range(out.num_row_groups)] == [5, 9]
+    assert out.read().equals(pa.concat_tables(tables))
+    # Every Arrow read path agrees: by row group, by column, by batches, memory-mapped.
+    assert pa.concat_tables([out.read_row_group(i) for i in range(2)]).equals(pa.concat_tables(tables))
+    assert out.read(columns=["symbol"]).column(0).equals(pa.concat_tables(tables).column("symbol"))
+    batches = pa.Table.from_batches(list(out.iter_batches(batch_size=3)))
+    assert batches.equals(pa.concat_tables(tables))
+    assert pq.read_table(tmp_path / "out.parquet", memory_map=True).equals(pa.concat_tables(tables))
+
+
+def test_an_empty_file_is_a_valid_parquet_file_of_the_schema(tmp_path):
+    with splice.Writer(tmp_path / "empty.parquet", encoding.layout("tier1")) as writer:
+        assert writer.close()[2] == 0
+    table = pq.read_table(tmp_path / "empty.parquet")
+    assert table.num_rows == 0 and table.schema.equals(schema_for("tier1"))
+
+
+def test_files_of_other_writers_options_are_merged_within_the_memory_bound(tmp_path, monkeypatch):
+    """Dictionaries and statistics everywhere (pyarrow's defaults, or an earlier daily writer):
+    every field is encoded again, a bounded number of row groups at a time."""
+    table = dense_table("tier3", 60, seed=2)
+    source = write_hours(tmp_path / "old.parquet", table, "tier3", 10, compression="zstd")
+    sizes = [pq.ParquetFile(source).metadata.row_group(i).total_byte_size for i in range(6)]
+    monkeypatch.setattr(splice, "SIDE_BYTES", sum(sizes[:2]) + 1)
+    splice.compact(source, tmp_path / "out.parquet", encoding.layout("tier3"))
+    out = pq.ParquetFile(tmp_path / "out.parquet")
+    assert [out.metadata.row_group(i).num_rows for i in range(out.num_row_groups)] == [20, 20, 20]
+    assert out.read().equals(table)
+
+
+def test_run_bytes_bound_the_size_of_a_merged_row_group(tmp_path, hours, monkeypatch):
+    table, source = hours
+    one_group = pq.ParquetFile(source).metadata.row_group(0).total_byte_size
+    monkeypatch.setattr(splice, "RUN_BYTES", one_group * 3)
+    splice.compact(source, tmp_path / "out.parquet", encoding.layout("tier3"))
+    out = pq.ParquetFile(tmp_path / "out.parquet")
+    assert out.num_row_groups > 1
+    assert out.read().equals(table)
+
+
+def test_a_file_of_another_schema_is_refused(tmp_path):
+    table = dense_table("tier1", 5).append_column("extra", pa.array(range(5)))
+    path = tmp_path / "other.parquet"
+    pq.write_table(table, path)
+    with pa.OSFile(str(path), "r") as fh:
+        source = splice.Source(fh)
+        assert not encoding.layout("tier1").accepts(source)
+        with (
+            splice.Writer(tmp_path / "out.parquet", encoding.layout("tier1")) as writer,
+            pytest.raises(splice.SpliceError, match="schema"),
+        ):
+            writer.add(source)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-3],  # cut short
+        lambda data: data[:-4] + b"PARE",  # an encrypted footer
+        lambda data: data[:-8] + (10**9).to_bytes(4, "little") + b"PAR1",  # a footer longer than the file
+        lambda data: b"PAR1",
+        lambda data: data[:-200] + bytes(192) + data[-8:],  # zeros inside the footer
+    ],
+)
+def test_damaged_files_are_a_splice_error(tmp_path, damage):
+    path = tmp_path / "bad.parquet"
+    pq.write_table(dense_table("tier1", 20), path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pa.OSFile(str(path), "r") as fh, pytest.raises(splice.SpliceError):
+        source = splice.Source(fh)
+        with splice.Writer(tmp_path / "out.parquet", encoding.layout("tier1")) as writer:
+            writer.add(source)
