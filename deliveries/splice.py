@@ -201,8 +201,8 @@ class _GroupFacts:
     total: int
 
 
-def _facts(source, group, layout):
-    metas = [_meta(chunk) for chunk in source.chunks(group)]
+def _facts(row_group, layout):
+    metas = [_meta(chunk) for chunk in row_group.value(RG_COLUMNS)[1]]
     if len(metas) != len(layout.leaf_paths):
         raise SpliceError("row group has a different number of columns than the schema")
     concatenable, signature, size = [], [], []
@@ -211,21 +211,21 @@ def _facts(source, group, layout):
         concatenable.append(all(_concatenable(meta) for meta in field))
         signature.append(tuple((meta.value(META_CODEC), meta.value(META_TYPE)) for meta in field))
         size.append(sum(meta.value(META_UNCOMPRESSED) for meta in field))
-    return _GroupFacts(concatenable, signature, size, source.row_groups[group].value(RG_TOTAL_BYTE_SIZE, 0))
+    return _GroupFacts(concatenable, signature, size, row_group.value(RG_TOTAL_BYTE_SIZE, 0))
 
 
 def plan_runs(source, groups, layout, *, run_bytes=None, side_bytes=None):
-    """Consecutive source row groups, a run per output row group, each with the fields that must
-    be encoded again: [(groups, {field index, ...}), ...]. A run stays within ``run_bytes`` decoded
-    and its fields encoded again within ``side_bytes``; a single row group is always copied whole."""
+    """Consecutive source row groups, a run per output row group: yields (groups, fields to encode
+    again by index, the groups' parsed metadata). A run stays within ``run_bytes`` decoded and its
+    fields encoded again within ``side_bytes``; a single row group is always copied whole. Only
+    the current run's metadata is held, whatever the size of the footer."""
     run_bytes = RUN_BYTES if run_bytes is None else run_bytes
     side_bytes = SIDE_BYTES if side_bytes is None else side_bytes
-    runs = []
-    run, facts, side, side_size, total = [], [], set(), [], 0
+    run, parsed, first, side, side_size, total = [], [], None, set(), [], 0
     for group in groups:
-        fact = _facts(source, group, layout)
+        row_group = source.row_groups[group]
+        fact = _facts(row_group, layout)
         if run:
-            first = facts[0]
             new_side = side | {
                 f
                 for f in range(len(layout.fields))
@@ -234,14 +234,13 @@ def plan_runs(source, groups, layout, *, run_bytes=None, side_bytes=None):
             sizes = [a + b for a, b in zip(side_size, fact.size, strict=True)]
             if total + fact.total <= run_bytes and sum(sizes[f] for f in new_side) <= side_bytes:
                 run.append(group)
-                facts.append(fact)
+                parsed.append(row_group)
                 side, side_size, total = new_side, sizes, total + fact.total
                 continue
-            runs.append((run, side))
-        run, facts, side, side_size, total = [group], [fact], set(), list(fact.size), fact.total
+            yield run, side, parsed
+        run, parsed, first, side, side_size, total = [group], [row_group], fact, set(), list(fact.size), fact.total
     if run:
-        runs.append((run, side))
-    return runs
+        yield run, side, parsed
 
 
 def _merged_encoding_stats(metas):
@@ -369,10 +368,12 @@ class Writer:
             raise SpliceError("re-encoded fields did not make exactly one row group")
         return encoded
 
-    def add_run(self, source, groups, side=()):
+    def add_run(self, source, groups, side=(), row_groups=None):
         """One row group from consecutive row groups of ``source``; ``side`` names the fields (by
-        index in the layout) to encode again, the others are copied or concatenated."""
-        rows = sum(source.rows(group) for group in groups)
+        index in the layout) to encode again, the others are copied or concatenated.
+        ``row_groups``: the groups' metadata when the caller has parsed it already."""
+        row_groups = row_groups or [source.row_groups[group] for group in groups]
+        rows = sum(row_group.value(RG_NUM_ROWS) for row_group in row_groups)
         if rows == 0:
             return
         encoded = self._encode_again(source, groups, side) if side else None
@@ -384,7 +385,7 @@ class Writer:
             )
             if encoded.rows(0) != rows:
                 raise SpliceError("re-encoded fields have a different number of rows")
-        per_group = [source.chunks(group) for group in groups]
+        per_group = [row_group.value(RG_COLUMNS)[1] for row_group in row_groups]
         start = self.position
         columns = []
         for field_index, (_, leaves) in enumerate(self.layout.fields):
@@ -413,8 +414,8 @@ class Writer:
         if not self.layout.accepts(source):
             raise SpliceError("the file's schema is not the layout's")
         groups = range(source.num_row_groups) if groups is None else groups
-        for run, side in plan_runs(source, groups, self.layout):
-            self.add_run(source, run, side)
+        for run, side, row_groups in plan_runs(source, groups, self.layout):
+            self.add_run(source, run, side, row_groups)
 
     def close(self):
         """Write the footer; returns (sha256 hex, size in bytes, rows)."""

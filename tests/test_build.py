@@ -63,6 +63,22 @@ def test_each_published_file_has_exactly_its_tier_schema(local_storage):
         assert read_tier(local_storage, tier).schema.equals(SCHEMAS[tier]), tier
 
 
+def test_each_daily_file_is_one_row_group_with_the_price_samples_plain(local_storage):
+    """Tier 3 is written an hour per row group and merged into one: the bundle copies whole days."""
+    write()
+    assert build.build_day(DAY).outcome == build.Outcome.PUBLISHED
+    for tier in Tier:
+        parquet = pq.ParquetFile(local_storage / storage.daily_keys(tier, DAY)[0])
+        assert parquet.num_row_groups == 1, tier
+        assert parquet.metadata.num_rows == len(raw_entries()), tier
+    tier3 = pq.ParquetFile(local_storage / storage.daily_keys("tier3", DAY)[0]).metadata.row_group(0)
+    columns = {tier3.column(i).path_in_schema: tier3.column(i) for i in range(tier3.num_columns)}
+    samples = columns["spot_prices.list.element.mid"]
+    assert not samples.has_dictionary_page and not samples.is_stats_set
+    assert columns["symbol"].has_dictionary_page and columns["symbol"].is_stats_set
+    assert not list((local_storage.parent).rglob("*.hours.parquet")), "the hour file is removed"
+
+
 def test_tier1_values_equal_the_json_including_silent_coins_and_null_futures(local_storage):
     write(entries_per_hour=12)
     build.build_day(DAY)

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import mtd, publish, retention, splice, storage
+from deliveries import encoding, mtd, publish, retention, splice, storage
 from deliveries.models import DailyFile, MonthBundle
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
 
-from .factories import daily_manifest, publish_day, tier_table
+from .factories import daily_manifest, dense_table, publish_day, tier_table
 
 pytestmark = pytest.mark.django_db
 
@@ -414,6 +414,69 @@ def test_a_corrupt_bundle_that_must_carry_days_fails_and_keeps_the_previous_row(
     result = mtd.build_month("tier1", NOV, today=date(2026, 11, 5))
     assert result.outcome == "failed" and "current bundle" in result.message
     assert MonthBundle.objects.get().days_included == before.days_included
+
+
+def publish_dense(tier, day, rows, seed):
+    """A day with every column filled, written as the daily builder writes it (a row group an
+    hour, merged into one), so the bundle copies real pages of every encoding."""
+    table = dense_table(tier, rows, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        hours, path = Path(tmp) / "hours.parquet", Path(tmp) / "data.parquet"
+        with pq.ParquetWriter(hours, table.schema, **encoding.writer_options(tier)) as writer:
+            for start in range(0, rows, 4):
+                writer.write_table(table.slice(start, 4))
+        splice.compact(hours, path, encoding.layout(tier))
+        publish.publish_daily(tier, day, path, daily_manifest(tier, day, path, rows), input_fingerprint="dense")
+    return table
+
+
+@pytest.mark.parametrize("tier", Tier.values)
+def test_dense_days_copied_from_daily_files_and_carried_from_the_bundle_keep_every_value(tier):
+    days = days_between(date(2026, 11, 1), date(2026, 11, 5))
+    tables = [publish_dense(tier, day, rows=6 + i, seed=i) for i, day in enumerate(days[:4])]
+    assert mtd.build_month(tier, NOV, today=date(2026, 11, 5)).outcome == "built"
+    retention.apply_retention(keep_days=1)
+    tables.append(publish_dense(tier, days[4], rows=9, seed=9))
+    result = mtd.build_month(tier, NOV, today=date(2026, 11, 6))
+    assert result.outcome == "built", result.message
+    assert read_bundle(tier, NOV).equals(pa.concat_tables(tables))
+    assert bundle_row_groups(tier) == [6, 7, 8, 9, 9]
+
+
+def test_days_carried_from_the_bundle_are_copied_not_decoded(monkeypatch):
+    days = days_between(date(2026, 11, 1), date(2026, 11, 4))
+    publish_days("tier3", days[:3])
+    mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
+    retention.apply_retention(keep_days=1)
+    publish_days("tier3", days[3:])
+    for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
+        monkeypatch.setattr(pq.ParquetFile, name, mock.Mock(side_effect=AssertionError(f"decoded: {name}")))
+    result = mtd.build_month("tier3", NOV, today=date(2026, 11, 5))
+    assert result.outcome == "built", result.message
+    monkeypatch.undo()
+    assert read_bundle("tier3", NOV).equals(expected_table("tier3", days))
+
+
+def test_days_carried_from_a_bundle_whose_row_groups_span_days_are_still_exact():
+    """A bundle written with row groups across day boundaries (as an earlier version did): the
+    carried days are cut out of its row groups by row and encoded again."""
+    tier = "tier2"
+    days = days_between(date(2026, 11, 1), date(2026, 11, 4))
+    dailies = publish_days(tier, days[:3])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "old.parquet"
+        pq.write_table(expected_table(tier, days[:3]), path, row_group_size=5)
+        assert pq.ParquetFile(path).num_row_groups > 1
+        rows = sum(rows_for(day) for day in days[:3])
+        built_at = datetime(2026, 11, 4, 0, 40, tzinfo=UTC)
+        manifest = mtd.mtd_manifest(tier, NOV, days[0], days[2], dailies, rows, path, built_at)
+        publish.publish_month(tier, NOV, path, manifest, built_at=built_at)
+    retention.apply_retention(keep_days=1)
+    publish_days(tier, days[3:])
+    result = mtd.build_month(tier, NOV, today=date(2026, 11, 5))
+    assert result.outcome == "built", result.message
+    assert result.days_included == [day.isoformat() for day in days]
+    assert read_bundle(tier, NOV).equals(expected_table(tier, days))
 
 
 # --- The S3 leg ----------------------------------------------------------------------------------
