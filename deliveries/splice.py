@@ -419,6 +419,7 @@ class Writer:
 
     def close(self):
         """Write the footer; returns (sha256 hex, size in bytes, rows)."""
+        self.data_end = self.position
         footer = self.layout.template.copy()
         footer.set(FILE_NUM_ROWS, I64, self.rows)
         footer.set(FILE_ROW_GROUPS, LIST, (STRUCT, self.row_groups))
@@ -429,7 +430,41 @@ class Writer:
         self.out.flush()
         os.fsync(self.out.fileno())
         self.out.close()
+        self._check_reads_back()
         return self.digest.hexdigest(), self.position, self.rows
+
+    def _check_reads_back(self):
+        """Arrow's own footer parser must see what this writer meant to write, before anybody
+        publishes the file: the rows, the row groups, the schema, every chunk inside the file."""
+        try:
+            parquet = pq.ParquetFile(self.path)
+            metadata = parquet.metadata
+            chunks_inside = all(
+                _inside(column, self.data_end)
+                for group in range(metadata.num_row_groups)
+                for column in (
+                    metadata.row_group(group).column(i) for i in range(metadata.row_group(group).num_columns)
+                )
+            )
+            matches = (
+                metadata.num_rows == self.rows
+                and metadata.num_row_groups == len(self.row_groups)
+                and parquet.schema_arrow.equals(self.layout.schema)
+                and chunks_inside
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise SpliceError(f"the file written does not read back: {exc}") from exc
+        if not matches:
+            raise SpliceError("the file written does not read back as written")
+
+
+def _inside(column, data_end):
+    """True when an Arrow ``ColumnChunkMetaData``'s pages (from its dictionary page, if any) lie
+    between the leading magic and the footer."""
+    start = column.data_page_offset
+    if column.has_dictionary_page and column.dictionary_page_offset:
+        start = min(column.dictionary_page_offset, start)
+    return start >= len(MAGIC) and start + column.total_compressed_size <= data_end
 
 
 def compact(path, out, layout):

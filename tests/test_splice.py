@@ -158,3 +158,18 @@ def test_damaged_files_are_a_splice_error(tmp_path, damage):
         source = splice.Source(fh)
         with splice.Writer(tmp_path / "out.parquet", encoding.layout("tier1")) as writer:
             writer.add(source)
+
+
+def test_a_footer_arrow_reads_differently_is_refused_before_anyone_publishes(tmp_path, hours, monkeypatch):
+    _, source = hours
+    real_dumps = splice.thrift.dumps
+
+    def claims_one_row_more(fields):
+        if splice.FILE_NUM_ROWS in fields and splice.FILE_ROW_GROUPS in fields:
+            fields = fields.copy()
+            fields.set(splice.FILE_NUM_ROWS, splice.I64, fields.value(splice.FILE_NUM_ROWS) + 1)
+        return real_dumps(fields)
+
+    monkeypatch.setattr(splice.thrift, "dumps", claims_one_row_more)
+    with pytest.raises(splice.SpliceError, match="read back"):
+        splice.compact(source, tmp_path / "out.parquet", encoding.layout("tier3"))
