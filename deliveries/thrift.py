@@ -56,6 +56,16 @@ def _varint_at(data, pos):
             raise ThriftError("varint too long")
 
 
+def _list_header_at(data, pos):
+    """(size, element type, position after) of a list or set header."""
+    header = data[pos]
+    size, element_type = header >> 4, header & 0x0F
+    if size == 15:
+        size, pos = _varint_at(data, pos + 1)
+        return size, element_type, pos
+    return size, element_type, pos + 1
+
+
 def _value_at(data, pos, wire_type, depth):
     if wire_type in (I32, I64, I16):
         byte = data[pos]
@@ -76,11 +86,7 @@ def _value_at(data, pos, wire_type, depth):
     if wire_type == STRUCT:
         return _struct_at(data, pos, depth + 1)
     if wire_type in (LIST, SET):
-        header = data[pos]
-        pos += 1
-        size, element_type = header >> 4, header & 0x0F
-        if size == 15:
-            size, pos = _varint_at(data, pos)
+        size, element_type, pos = _list_header_at(data, pos)
         items = []
         append = items.append
         for _ in range(size):
@@ -132,11 +138,7 @@ def _skip_at(data, pos, wire_type):
             if field_type not in _BOOL_TYPES:
                 pos = _skip_at(data, pos, field_type)
     if wire_type in (LIST, SET):
-        header = data[pos]
-        pos += 1
-        size, element_type = header >> 4, header & 0x0F
-        if size == 15:
-            size, pos = _varint_at(data, pos)
+        size, element_type, pos = _list_header_at(data, pos)
         for _ in range(size):
             pos = _skip_at(data, pos, element_type)
         return pos
@@ -180,11 +182,7 @@ class LazyStructs:
 
 
 def _lazy_list_at(data, pos):
-    header = data[pos]
-    pos += 1
-    size, element_type = header >> 4, header & 0x0F
-    if size == 15:
-        size, pos = _varint_at(data, pos)
+    size, element_type, pos = _list_header_at(data, pos)
     if element_type != STRUCT:
         raise ThriftError("only lists of structs can be left encoded")
     spans = []
