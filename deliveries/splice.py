@@ -46,6 +46,7 @@ META_KEY_VALUE, META_DATA_PAGE, META_INDEX_PAGE, META_DICTIONARY_PAGE, META_STAT
 META_ENCODING_STATS, META_BLOOM_OFFSET, META_BLOOM_LENGTH, META_SIZE_STATISTICS = 13, 14, 15, 16
 SCHEMA_TYPE, SCHEMA_NAME, SCHEMA_NUM_CHILDREN = 1, 4, 5
 DICTIONARY_ENCODINGS = {2, 8}  # PLAIN_DICTIONARY, RLE_DICTIONARY
+CODECS = {"none": 0, "snappy": 1, "gzip": 2, "lzo": 3, "brotli": 4, "lz4": 7, "zstd": 6}  # writer name -> Parquet's
 # Metadata kept when a chunk is copied whole: everything but what points outside the chunk (page
 # indexes, bloom filters, which are not copied) and the offsets, which are moved.
 KEPT_WHOLE = {
@@ -114,6 +115,7 @@ class Layout:
     def __init__(self, schema, options):
         self.schema = schema
         self.options = dict(options)
+        self.codec = CODECS[str(self.options.get("compression", "snappy")).lower()]
         sink = io.BytesIO()
         pq.ParquetWriter(sink, schema, **self.options).close()
         empty = pa.BufferReader(sink.getvalue())
@@ -192,9 +194,11 @@ def _concatenable(meta):
 
 @dataclass
 class _GroupFacts:
-    """Per field of one source row group: may its chunks be concatenated, with what signature
-    (codec and type of each leaf), and how many bytes it decodes to."""
+    """Per field of one source row group: may its chunks be copied (they use the layout's codec),
+    may they be concatenated, with what signature (codec and type of each leaf), and how many
+    bytes it decodes to."""
 
+    copyable: list
     concatenable: list
     signature: list
     size: list
@@ -205,20 +209,22 @@ def _facts(row_group, layout):
     metas = [_meta(chunk) for chunk in row_group.value(RG_COLUMNS)[1]]
     if len(metas) != len(layout.leaf_paths):
         raise SpliceError("row group has a different number of columns than the schema")
-    concatenable, signature, size = [], [], []
+    copyable, concatenable, signature, size = [], [], [], []
     for _, leaves in layout.fields:
         field = [metas[i] for i in leaves]
-        concatenable.append(all(_concatenable(meta) for meta in field))
+        copyable.append(all(meta.value(META_CODEC) == layout.codec for meta in field))
+        concatenable.append(copyable[-1] and all(_concatenable(meta) for meta in field))
         signature.append(tuple((meta.value(META_CODEC), meta.value(META_TYPE)) for meta in field))
         size.append(sum(meta.value(META_UNCOMPRESSED) for meta in field))
-    return _GroupFacts(concatenable, signature, size, row_group.value(RG_TOTAL_BYTE_SIZE, 0))
+    return _GroupFacts(copyable, concatenable, signature, size, row_group.value(RG_TOTAL_BYTE_SIZE, 0))
 
 
 def plan_runs(source, groups, layout, *, run_bytes=None, side_bytes=None):
     """Consecutive source row groups, a run per output row group: yields (groups, fields to encode
     again by index, the groups' parsed metadata). A run stays within ``run_bytes`` decoded and its
-    fields encoded again within ``side_bytes``; a single row group is always copied whole. Only
-    the current run's metadata is held, whatever the size of the footer."""
+    fields encoded again within ``side_bytes``; a single row group is copied whole, but for chunks
+    compressed with another codec than the layout's (the contract names one). Only the current
+    run's metadata is held, whatever the size of the footer."""
     run_bytes = RUN_BYTES if run_bytes is None else run_bytes
     side_bytes = SIDE_BYTES if side_bytes is None else side_bytes
     run, parsed, first, side, side_size, total = [], [], None, set(), [], 0
@@ -238,7 +244,8 @@ def plan_runs(source, groups, layout, *, run_bytes=None, side_bytes=None):
                 side, side_size, total = new_side, sizes, total + fact.total
                 continue
             yield run, side, parsed
-        run, parsed, first, side, side_size, total = [group], [row_group], fact, set(), list(fact.size), fact.total
+        side = {f for f, copyable in enumerate(fact.copyable) if not copyable}
+        run, parsed, first, side_size, total = [group], [row_group], fact, list(fact.size), fact.total
     if run:
         yield run, side, parsed
 

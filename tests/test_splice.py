@@ -173,3 +173,14 @@ def test_a_footer_arrow_reads_differently_is_refused_before_anyone_publishes(tmp
     monkeypatch.setattr(splice.thrift, "dumps", claims_one_row_more)
     with pytest.raises(splice.SpliceError, match="read back"):
         splice.compact(source, tmp_path / "out.parquet", encoding.layout("tier3"))
+
+
+def test_chunks_of_another_codec_are_encoded_again_with_the_layouts(tmp_path):
+    """The manifest promises zstd: a snappy file's chunks are not copied as they are."""
+    table = dense_table("tier3", 12, seed=4)
+    source = write_hours(tmp_path / "snappy.parquet", table, "tier3", 12, compression="snappy")
+    splice.compact(source, tmp_path / "out.parquet", encoding.layout("tier3"))
+    out = pq.ParquetFile(tmp_path / "out.parquet")
+    group = out.metadata.row_group(0)
+    assert {group.column(i).compression for i in range(group.num_columns)} == {"ZSTD"}
+    assert out.read().equals(table)
