@@ -45,6 +45,7 @@ CHUNK_FILE_PATH, CHUNK_FILE_OFFSET, CHUNK_META, CHUNK_CRYPTO, CHUNK_ENCRYPTED_ME
 META_KEY_VALUE, META_DATA_PAGE, META_INDEX_PAGE, META_DICTIONARY_PAGE, META_STATISTICS = 8, 9, 10, 11, 12
 META_ENCODING_STATS, META_BLOOM_OFFSET, META_BLOOM_LENGTH, META_SIZE_STATISTICS = 13, 14, 15, 16
 SCHEMA_TYPE, SCHEMA_NAME, SCHEMA_NUM_CHILDREN = 1, 4, 5
+COLUMN_META_DEPTH = 3  # RowGroup (0) > columns list > ColumnChunk (2) > ColumnMetaData (3)
 DICTIONARY_ENCODINGS = {2, 8}  # PLAIN_DICTIONARY, RLE_DICTIONARY
 CODECS = {"none": 0, "snappy": 1, "gzip": 2, "lzo": 3, "brotli": 4, "lz4": 7, "zstd": 6}  # writer name -> Parquet's
 # Metadata kept when a chunk is copied whole: everything but what points outside the chunk (page
@@ -83,7 +84,9 @@ def read_footer(fh):
         raise SpliceError("Parquet footer longer than the file")
     raw = fh.read_at(length, size - 8 - length)
     try:
-        footer, used = thrift.loads(raw, lazy={FILE_ROW_GROUPS})
+        # Row groups are parsed when asked for; in them, a column chunk's statistics, size and
+        # encoding statistics and such stay encoded: they are copied, seldom read.
+        footer, used = thrift.loads(raw, lazy={FILE_ROW_GROUPS}, raw_depth=COLUMN_META_DEPTH)
     except thrift.ThriftError as exc:
         raise SpliceError(f"unreadable Parquet footer: {exc}") from exc
     if used != length:

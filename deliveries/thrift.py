@@ -20,16 +20,30 @@ class ThriftError(ValueError):
 
 
 class Raw(bytes):
-    """A struct already encoded (``dumps``), written as it is: a writer can encode row groups as
-    they are made and keep kilobytes, not thousands of Python objects, until the footer."""
+    """A value kept encoded (its wire bytes, without a field header) and written as it is.
+
+    A writer encodes its row groups as it makes them and keeps kilobytes, not thousands of Python
+    objects, until the footer; a reader leaves the statistics and such of a column chunk it only
+    copies encoded (``loads(raw_depth=...)``), which saves most of the parsing and writing."""
+
+
+_CONTAINERS = frozenset((9, 10, 11, 12))  # LIST, SET, MAP, STRUCT
+_INTEGERS = frozenset((4, 5, 6))  # I16, I32, I64
 
 
 class Struct(dict):
-    """Field id -> (wire type, value). Lists are (element type, [values]); structs are Structs."""
+    """Field id -> (wire type, value). Lists are (element type, [values]); structs are Structs;
+    a ``Raw`` value is decoded the first time ``value`` asks for it."""
 
     def value(self, field_id, default=None):
         entry = self.get(field_id)
-        return default if entry is None else entry[1]
+        if entry is None:
+            return default
+        wire_type, value = entry
+        if type(value) is Raw:
+            value = _decode_raw(wire_type, value)
+            self[field_id] = (wire_type, value)
+        return value
 
     def set(self, field_id, wire_type, value):
         self[field_id] = (wire_type, value)
@@ -66,7 +80,7 @@ def _list_header_at(data, pos):
     return size, element_type, pos + 1
 
 
-def _value_at(data, pos, wire_type, depth):
+def _value_at(data, pos, wire_type, depth, raw_depth=None):
     if wire_type in (I32, I64, I16):
         byte = data[pos]
         if byte < 0x80:
@@ -84,13 +98,13 @@ def _value_at(data, pos, wire_type, depth):
             raise ThriftError("unexpected end of data")
         return data[pos:end], end
     if wire_type == STRUCT:
-        return _struct_at(data, pos, depth + 1)
+        return _struct_at(data, pos, depth + 1, (), raw_depth)
     if wire_type in (LIST, SET):
         size, element_type, pos = _list_header_at(data, pos)
         items = []
         append = items.append
         for _ in range(size):
-            item, pos = _value_at(data, pos, element_type, depth + 1)
+            item, pos = _value_at(data, pos, element_type, depth + 1, raw_depth)
             append(item)
         return (element_type, items), pos
     if wire_type in _BOOL_TYPES:  # inside a container: one byte
@@ -110,22 +124,16 @@ def _value_at(data, pos, wire_type, depth):
         key_type, value_type = types >> 4, types & 0x0F
         pairs = []
         for _ in range(size):
-            key, pos = _value_at(data, pos, key_type, depth + 1)
-            item, pos = _value_at(data, pos, value_type, depth + 1)
+            key, pos = _value_at(data, pos, key_type, depth + 1, raw_depth)
+            item, pos = _value_at(data, pos, value_type, depth + 1, raw_depth)
             pairs.append((key, item))
         return (key_type, value_type, pairs), pos
     raise ThriftError(f"unknown wire type {wire_type}")
 
 
 def _skip_at(data, pos, wire_type):
-    """The position after a value, without building it."""
-    if wire_type in (I16, I32, I64):
-        while data[pos] & 0x80:
-            pos += 1
-        return pos + 1
-    if wire_type == BINARY:
-        length, pos = _varint_at(data, pos)
-        return pos + length
+    """The position after a value, without building it (integers and strings, nearly all of a
+    footer, are stepped over inline)."""
     if wire_type == STRUCT:
         while True:
             header = data[pos]
@@ -135,10 +143,29 @@ def _skip_at(data, pos, wire_type):
             if not header >> 4:
                 _, pos = _varint_at(data, pos)
             field_type = header & 0x0F
-            if field_type not in _BOOL_TYPES:
+            if field_type in _INTEGERS:
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            elif field_type == BINARY:
+                length = data[pos]
+                pos = pos + 1 + length if length < 0x80 else sum(_varint_at(data, pos))
+            elif field_type not in _BOOL_TYPES:
                 pos = _skip_at(data, pos, field_type)
+    if wire_type in _INTEGERS:
+        while data[pos] & 0x80:
+            pos += 1
+        return pos + 1
+    if wire_type == BINARY:
+        return sum(_varint_at(data, pos))
     if wire_type in (LIST, SET):
         size, element_type, pos = _list_header_at(data, pos)
+        if element_type in _INTEGERS:
+            for _ in range(size):
+                while data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            return pos
         for _ in range(size):
             pos = _skip_at(data, pos, element_type)
         return pos
@@ -154,10 +181,11 @@ class LazyStructs:
     few kept): a 31-day bundle's footer holds 8,000 column chunks, of which a day needs 264, and
     parsed they take 20 times their encoded size."""
 
-    def __init__(self, data, spans, keep=2):
+    def __init__(self, data, spans, keep=2, raw_depth=None):
         self.data = data
         self.spans = spans
         self.keep = keep
+        self.raw_depth = raw_depth
         self.parsed = {}
 
     def __len__(self):
@@ -169,7 +197,7 @@ class LazyStructs:
         found = self.parsed.pop(index, None)
         if found is None:
             start, end = self.spans[index]
-            found, used = loads(self.data[start:end])
+            found, used = loads(self.data[start:end], raw_depth=self.raw_depth)
             if used != end - start:
                 raise ThriftError("struct length mismatch")
         self.parsed[index] = found  # most recently used last
@@ -181,7 +209,7 @@ class LazyStructs:
         return (self[i] for i in range(len(self)))
 
 
-def _lazy_list_at(data, pos):
+def _lazy_list_at(data, pos, raw_depth):
     size, element_type, pos = _list_header_at(data, pos)
     if element_type != STRUCT:
         raise ThriftError("only lists of structs can be left encoded")
@@ -192,10 +220,10 @@ def _lazy_list_at(data, pos):
         pos = end
     if pos > len(data):
         raise ThriftError("unexpected end of data")
-    return (STRUCT, LazyStructs(data, spans)), pos
+    return (STRUCT, LazyStructs(data, spans, raw_depth=raw_depth)), pos
 
 
-def _struct_at(data, pos, depth, lazy=()):
+def _struct_at(data, pos, depth, lazy=(), raw_depth=None):
     if depth > 64:
         raise ThriftError("structs nested too deeply")
     result = Struct()
@@ -214,22 +242,29 @@ def _struct_at(data, pos, depth, lazy=()):
         if wire_type in _BOOL_TYPES:
             result[field_id] = (BOOL_TRUE, wire_type == BOOL_TRUE)
         elif field_id in lazy and wire_type == LIST:
-            value, pos = _lazy_list_at(data, pos)
+            value, pos = _lazy_list_at(data, pos, raw_depth)
             result[field_id] = (wire_type, value)
+        elif raw_depth is not None and depth >= raw_depth and wire_type in _CONTAINERS:
+            end = _skip_at(data, pos, wire_type)
+            if end > len(data):
+                raise ThriftError("unexpected end of data")
+            result[field_id] = (wire_type, Raw(data[pos:end]))
+            pos = end
         else:
-            value, pos = _value_at(data, pos, wire_type, depth)
+            value, pos = _value_at(data, pos, wire_type, depth, raw_depth)
             result[field_id] = (wire_type, value)
         last_id = field_id
 
 
-def loads(data, *, lazy=()):
+def loads(data, *, lazy=(), raw_depth=None):
     """(Struct, bytes consumed) of the struct at the start of ``data``. Fields listed in ``lazy``
-    (lists of structs) come back as ``LazyStructs``."""
+    (lists of structs) come back as ``LazyStructs``; lists and structs inside structs nested
+    ``raw_depth`` deep or more stay ``Raw`` until asked for (0 is the outer struct)."""
     data = bytes(data)
     collecting = gc.isenabled()
     gc.disable()  # the parse allocates only acyclic containers; the collector would rescan them all
     try:
-        return _struct_at(data, 0, 0, lazy)
+        return _struct_at(data, 0, 0, lazy, raw_depth)
     except IndexError as exc:
         raise ThriftError("unexpected end of data") from exc
     except RecursionError as exc:
@@ -255,7 +290,17 @@ def _zigzag(value, out):
     _varint((value << 1) ^ (value >> 63), out)
 
 
+def _decode_raw(wire_type, raw):
+    try:
+        return _value_at(raw, 0, wire_type, 0)[0]
+    except IndexError as exc:
+        raise ThriftError("unexpected end of data") from exc
+
+
 def _write_value(wire_type, value, out):
+    if type(value) is Raw:
+        out += value
+        return
     if wire_type in _BOOL_TYPES:
         out.append(BOOL_TRUE if value else BOOL_FALSE)
     elif wire_type == BYTE:
@@ -285,10 +330,7 @@ def _write_value(wire_type, value, out):
                 _write_value(key_type, key, out)
                 _write_value(value_type, item, out)
     elif wire_type == STRUCT:
-        if isinstance(value, Raw):
-            out += value
-        else:
-            _write_struct(value, out)
+        _write_struct(value, out)
     else:
         raise ThriftError(f"unknown wire type {wire_type}")
 

@@ -120,3 +120,21 @@ def test_raw_structs_are_written_as_they_are():
     groups = footer.value(4)[1]
     footer.set(4, LIST, (STRUCT, [thrift.Raw(thrift.dumps(group)) for group in groups]))
     assert thrift.dumps(footer) == raw
+
+
+def test_values_left_raw_deep_down_write_back_identical_and_decode_on_demand():
+    raw = parquet_footer(dense_table("tier3", 20), row_group_size=10, compression="zstd")
+    eager, _ = thrift.loads(raw)
+    lazy, _ = thrift.loads(raw, lazy={4}, raw_depth=3)
+    for index, group in enumerate(lazy.value(4)[1]):
+        assert thrift.dumps(group) == thrift.dumps(eager.value(4)[1][index])
+        meta = group.value(1)[1][0].value(3)  # first column chunk's ColumnMetaData
+        assert type(meta[12][1]) is thrift.Raw, "statistics stay encoded"
+        assert meta.value(12) == eager.value(4)[1][index].value(1)[1][0].value(3).value(12)
+        assert type(meta[12][1]) is thrift.Struct, "decoded once asked for"
+
+
+def test_a_raw_value_cut_short_is_a_thrift_error():
+    data = thrift.dumps(Struct({1: (STRUCT, Struct({1: (LIST, (I32, [1, 2, 3]))}))}))
+    with pytest.raises(ThriftError):
+        thrift.loads(data[:-3], raw_depth=1)
