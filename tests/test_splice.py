@@ -184,3 +184,30 @@ def test_chunks_of_another_codec_are_encoded_again_with_the_layouts(tmp_path):
     group = out.metadata.row_group(0)
     assert {group.column(i).compression for i in range(group.num_columns)} == {"ZSTD"}
     assert out.read().equals(table)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"data_page_size": 512, "data_page_version": "1.0"},  # many pages a chunk, v1 pages
+        {"data_page_size": 512, "data_page_version": "2.0"},
+        {"write_page_index": True, "write_batch_size": 7},  # a page index is not copied, reads fine
+        {"use_dictionary": False, "write_statistics": False},  # every field concatenated
+        {"store_schema": False},  # no Arrow schema in the source: still the same Parquet schema
+    ],
+)
+@pytest.mark.parametrize("seed", [11, 12])
+def test_files_of_many_pages_and_writer_settings_merge_to_the_same_rows(tmp_path, options, seed):
+    table = dense_table("tier3", 45, seed=seed)
+    writer_options = {**encoding.writer_options("tier3"), **options}
+    source = write_hours(tmp_path / "in.parquet", table, "tier3", 8, **writer_options)
+    layout = encoding.layout("tier3")
+    with pa.OSFile(str(source), "r") as fh:
+        assert layout.accepts(splice.Source(fh))
+    splice.compact(source, tmp_path / "out.parquet", layout)
+    out = pq.ParquetFile(tmp_path / "out.parquet")
+    assert out.num_row_groups == 1
+    assert out.read().equals(table)
+    assert pq.read_table(tmp_path / "out.parquet", columns=["spot_prices", "symbol"]).equals(
+        table.select(["spot_prices", "symbol"])
+    )
