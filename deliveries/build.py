@@ -9,6 +9,7 @@ every requested tier is written; then the bytes go to storage (data, then manife
 the database rows, all tiers of the day in one transaction.
 """
 
+import logging
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from . import archive, encoding, publish, splice, storage
 from .models import DailyFile
 from .shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
+
+logger = logging.getLogger(__name__)
 
 
 class Outcome:
@@ -256,9 +259,26 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
             writer.close()
     for tier in tiers:
         if hourly[tier] != paths[tier]:
-            splice.compact(hourly[tier], paths[tier], encoding.layout(tier))
-            hourly[tier].unlink()
+            merge_hours(hourly[tier], paths[tier], tier)
     return WrittenDay(paths, rows_by_hour, skipped_by_hour, reasons, truncated, coercions, min_ts, max_ts, len(symbols))
+
+
+def merge_hours(hourly, path, tier):
+    """Tier 3's hour row groups merged into one (``splice.compact``), the hour file removed.
+
+    The merge only makes the file better to copy and to read; the hour file is a valid file of
+    the same rows. So if the merge fails, the day is published with its hour row groups (the
+    bundle still takes it, a bounded number of row groups at a time) rather than not at all.
+    """
+    try:
+        splice.compact(hourly, path, encoding.layout(tier))
+    except splice.SpliceError as exc:
+        logger.warning("%s: merging the hour row groups failed (%s); publishing them as they are", tier, exc)
+        Path(path).unlink(missing_ok=True)
+        Path(hourly).replace(path)
+        return False
+    Path(hourly).unlink()
+    return True
 
 
 def parse_day(text):

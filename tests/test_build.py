@@ -79,6 +79,18 @@ def test_each_daily_file_is_one_row_group_with_the_price_samples_plain(local_sto
     assert not list((local_storage.parent).rglob("*.hours.parquet")), "the hour file is removed"
 
 
+def test_a_failed_merge_of_the_hours_still_publishes_the_day_with_its_hour_row_groups(local_storage, monkeypatch):
+    write()
+    monkeypatch.setattr(build.splice, "compact", mock.Mock(side_effect=build.splice.SpliceError("surprise")))
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    tier3 = pq.ParquetFile(local_storage / storage.daily_keys("tier3", DAY)[0])
+    assert tier3.num_row_groups > 1
+    assert tier3.metadata.num_rows == len(raw_entries())
+    daily = DailyFile.objects.get(tier="tier3", date=DAY)
+    assert daily.sha256 == storage.sha256_of(local_storage / daily.key)
+
+
 def test_tier1_values_equal_the_json_including_silent_coins_and_null_futures(local_storage):
     write(entries_per_hour=12)
     build.build_day(DAY)
