@@ -10,6 +10,9 @@ and keep their dictionaries; every column outside the samples keeps its statisti
 """
 
 import functools
+import io
+
+import pyarrow.parquet as pq
 
 from .splice import Layout
 from .tiers import schema_for
@@ -20,8 +23,11 @@ COMPRESSION_LEVEL = 3
 
 @functools.cache
 def leaf_columns(tier):
-    """The tier's Parquet leaf columns as (dotted path, physical type), in file order."""
-    parquet_schema = layout(tier).parquet_schema
+    """The tier's Parquet leaf columns as (dotted path, physical type), in file order, from an
+    empty file of its schema (the writer options are made from them, so not from ``layout``)."""
+    sink = io.BytesIO()
+    pq.ParquetWriter(sink, schema_for(tier)).close()
+    parquet_schema = pq.ParquetFile(io.BytesIO(sink.getvalue())).schema
     return [
         (column.path, column.physical_type) for column in (parquet_schema.column(i) for i in range(len(parquet_schema)))
     ]
@@ -34,27 +40,13 @@ def _in_list(path):
 @functools.cache
 def writer_options(tier):
     """Keyword arguments for ``pq.ParquetWriter`` for every file of the tier."""
-    leaves = _leaves_without_layout(tier)
+    leaves = leaf_columns(tier)
     return {
         "compression": COMPRESSION,
         "compression_level": COMPRESSION_LEVEL,
         "use_dictionary": [path for path, kind in leaves if kind == "BYTE_ARRAY" and not _in_list(path)],
         "write_statistics": [path for path, _ in leaves if not _in_list(path)],
     }
-
-
-@functools.cache
-def _leaves_without_layout(tier):
-    import io
-
-    import pyarrow.parquet as pq
-
-    sink = io.BytesIO()
-    pq.ParquetWriter(sink, schema_for(tier)).close()
-    parquet_schema = pq.ParquetFile(io.BytesIO(sink.getvalue())).schema
-    return [
-        (column.path, column.physical_type) for column in (parquet_schema.column(i) for i in range(len(parquet_schema)))
-    ]
 
 
 @functools.cache
