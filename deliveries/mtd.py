@@ -206,6 +206,19 @@ def _check_digest(digest, sha256, label):
         )
 
 
+def _gathered(tables, limit):
+    """Consecutive tables joined into tables of about ``limit`` decoded bytes."""
+    buffer, buffered = [], 0
+    for table in tables:
+        buffer.append(table)
+        buffered += table.nbytes
+        if buffered >= limit:
+            yield pa.concat_tables(buffer)
+            buffer, buffered = [], 0
+    if buffer:
+        yield pa.concat_tables(buffer)
+
+
 class _Reencoder:
     """Rows that cannot be copied as they are (a daily file of another schema version, a day in an
     old bundle that shares row groups with other days): conformed to the tier's schema, encoded
@@ -220,15 +233,8 @@ class _Reencoder:
         path = self.workdir / "reencoded.parquet"
         try:
             with pq.ParquetWriter(path, layout.schema, **layout.options) as encoder:
-                buffer, buffered = [], 0
-                for table in tables:
-                    buffer.append(table)
-                    buffered += table.nbytes
-                    if buffered >= ROW_GROUP_BYTES:
-                        encoder.write_table(pa.concat_tables(buffer), row_group_size=sum(t.num_rows for t in buffer))
-                        buffer, buffered = [], 0
-                if buffer:
-                    encoder.write_table(pa.concat_tables(buffer), row_group_size=sum(t.num_rows for t in buffer))
+                for row_group in _gathered(tables, ROW_GROUP_BYTES):
+                    encoder.write_table(row_group, row_group_size=max(row_group.num_rows, 1))
             with pa.OSFile(str(path), "r") as fh:
                 source = splice.Source(fh)
                 for group in range(source.num_row_groups):  # already ROW_GROUP_BYTES each
@@ -242,13 +248,12 @@ class _BundleSource:
     has deleted are carried forward: as its row groups when a day has row groups of its own (every
     bundle this code writes), else decoded and encoded again."""
 
-    def __init__(self, bundle, workdir):
+    def __init__(self, bundle, workdir, layout):
         self.bundle = bundle
         self.opened = ExitStack()
         try:
             fh, digest = self.opened.enter_context(storage.open_checked(bundle.key, workdir))
             _check_digest(digest, bundle.sha256, f"{bundle.tier} {bundle.month_label} current bundle")
-            self.fh = fh
             try:
                 self.source = splice.Source(fh)
             except splice.SpliceError as exc:
@@ -267,6 +272,7 @@ class _BundleSource:
         metadata = self.source.parquet.metadata
         for group in range(metadata.num_row_groups):
             self.group_starts.append(self.group_starts[-1] + metadata.row_group(group).num_rows)
+        self.copyable = layout.accepts(self.source)
 
     def add_day(self, writer, daily, reencoder, schema):
         iso = daily.date.isoformat()
@@ -278,7 +284,7 @@ class _BundleSource:
         if rows == 0:
             return
         starts = self.group_starts
-        if first in starts and first + rows in starts and writer.layout.accepts(self.source):
+        if self.copyable and first in starts and first + rows in starts:
             writer.add(self.source, range(starts.index(first), starts.index(first + rows)))
         else:
             reencoder.add(conform(t, schema, f"{daily.tier} {iso}") for t in self._rows(first, rows))
@@ -321,7 +327,7 @@ def _add_daily(writer, daily, reencoder, workdir, schema):
 
 def _write_bundle(out, tier, days, bundle, workdir):
     """Every day's rows, in date order, in one Parquet file of the tier's schema.
-    Returns (rows, sha256, size).
+    Returns (rows, sha256).
 
     A day is its daily file's row groups (one a day, see ``build``) copied byte for byte with
     ``splice``; only files that do not have the tier's exact schema are decoded and encoded again.
@@ -333,7 +339,7 @@ def _write_bundle(out, tier, days, bundle, workdir):
         reencoder = _Reencoder(writer, workdir)
         current = None
         if any(day.from_bundle for day in days):
-            current = _BundleSource(bundle, workdir)
+            current = _BundleSource(bundle, workdir, layout)
             stack.callback(current.close)
         for day in days:
             daily = day.daily
@@ -347,8 +353,8 @@ def _write_bundle(out, tier, days, bundle, workdir):
                     f"{daily.tier} {daily.date}: file has {writer.rows - before} rows, "
                     f"the published day says {daily.row_count}"
                 )
-        sha256, size, rows = writer.close()
-    return rows, sha256, size
+        sha256, _, rows = writer.close()
+    return rows, sha256
 
 
 def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at, *, sha256=None):
@@ -410,7 +416,7 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
             return result
         with tempfile.TemporaryDirectory(prefix="mtd-", dir=storage.scratch_dir()) as workdir:
             out = Path(workdir) / "mtd.parquet"
-            rows, sha256, _ = _write_bundle(out, tier, days, bundle, workdir)
+            rows, sha256 = _write_bundle(out, tier, days, bundle, workdir)
             built_at = timezone.now()
             manifest = mtd_manifest(tier, first, start, end, dailies, rows, out, built_at, sha256=sha256)
             publish.publish_month(tier, first, out, manifest, built_at=built_at, consume=True)
