@@ -98,6 +98,14 @@ def test_confirmation_page_shows_the_plan_and_changes_nothing(admin_client, over
     assert list(TierToken.objects.values_list("pk", "state")) == before
 
 
+def test_the_token_pages_lead_back_to_the_token_list(admin_client, overlap):
+    for url in (rotate_url("promote"), reverse("admin:tokens_tiertoken_patreon")):
+        body = admin_client.get(url).content.decode()
+        crumbs = body.split('<div class="breadcrumbs">', 1)[1].split("</div>", 1)[0]
+        assert f'href="{reverse(CHANGELIST)}"' in crumbs, url
+        assert f'href="{reverse("admin:index")}"' in crumbs, url
+
+
 def test_promote_now_rotates_after_confirmation_and_records_who(admin_client, admin_user, overlap):
     response = admin_client.post(rotate_url("promote"), {"tier": ["tier1", "tier3"]})
     assert response.status_code == 302 and response["Location"] == reverse("admin:tokens_tiertoken_patreon")
