@@ -78,14 +78,10 @@ def yesterday(now=None):
     return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=1)
 
 
-def _normalise_tiers(tiers):
-    return [Tier(t) for t in (tiers or Tier.values)]
-
-
 def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, progress=None, now=None):
     """Build and publish one day. Never raises for bad input: the result says what happened."""
     started = timezone.now()
-    tiers = _normalise_tiers(tiers)
+    tiers = Tier.selected(tiers)
     today = (now or timezone.now()).astimezone(UTC).date()
     if day >= today:
         return DayResult(

@@ -105,7 +105,7 @@ def _objects(tiers):
 def run_checks(*, now=None, check_objects=True, tiers=None):
     """Every problem found, in a stable order; an empty list means healthy."""
     now = now or timezone.now()
-    tiers = [Tier(t).value for t in (tiers or Tier.values)]
+    tiers = [tier.value for tier in Tier.selected(tiers)]
     problems = []
     try:
         storage.ping()

@@ -63,7 +63,7 @@ def build_index(tier, *, now=None):
 def publish_index(tiers=None, *, now=None):
     """Write ``index/tierN.json`` for each tier (UTF-8, 2-space indent). Returns the keys written."""
     keys = []
-    for tier in [Tier(t).value for t in (tiers or Tier.values)]:
+    for tier in [tier.value for tier in Tier.selected(tiers)]:
         key = storage.index_key(tier)
         storage.put_bytes(key, publish.manifest_bytes(build_index(tier, now=now)), storage.JSON_CONTENT_TYPE)
         keys.append(key)

@@ -108,7 +108,7 @@ def months_to_build(today=None, tiers=None):
     day, so a failed run on the 1st is healed the next night instead of leaving a hole.
     """
     today = _today(today)
-    tiers = [Tier(t) for t in (tiers or Tier.values)]
+    tiers = Tier.selected(tiers)
     current = month_start(today)
     previous = previous_month(current)
     months = []
@@ -436,6 +436,6 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
 def build_months(tiers=None, months=None, *, today=None, dry_run=False, force=False):
     """Bundle each month (default: ``months_to_build``) for each tier. Returns one result each."""
     today = _today(today)
-    tiers = [Tier(t).value for t in (tiers or Tier.values)]
+    tiers = [tier.value for tier in Tier.selected(tiers)]
     months = [m.replace(day=1) for m in months] if months else months_to_build(today, tiers)
     return [build_month(tier, first, today=today, dry_run=dry_run, force=force) for first in months for tier in tiers]

@@ -100,7 +100,7 @@ def apply_retention(*, keep_days=None, dry_run=False, delete_orphans=False, tier
     keep_days = settings.DAILY_RETENTION_DAYS if keep_days is None else keep_days
     if keep_days < 1:
         raise ValueError("keep_days must be at least 1")
-    tiers = [Tier(t).value for t in (tiers or Tier.values)]
+    tiers = [tier.value for tier in Tier.selected(tiers)]
     now = timezone.now()
     report = RetentionReport(keep_days=keep_days, dry_run=dry_run)
     for tier in tiers:

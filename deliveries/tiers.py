@@ -29,6 +29,11 @@ class Tier(models.TextChoices):
     def number(self):
         return int(self.value.removeprefix("tier"))
 
+    @classmethod
+    def selected(cls, tiers=None):
+        """The tiers named (each checked: ValueError for an unknown one), or every tier."""
+        return [cls(tier) for tier in (tiers or cls.values)]
+
 
 # --- Building blocks ------------------------------------------------------------------------------
 

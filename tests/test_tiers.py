@@ -92,3 +92,10 @@ def test_every_field_is_nullable():
 
 def test_plans_are_the_patreon_tier_names():
     assert [(t.value, t.plan) for t in Tier] == [("tier1", "Explorer"), ("tier2", "Analyst"), ("tier3", "Researcher")]
+
+
+def test_selected_tiers_are_checked_and_default_to_every_tier_in_order():
+    assert Tier.selected() == [Tier.TIER1, Tier.TIER2, Tier.TIER3]
+    assert Tier.selected(["tier3", "tier1"]) == [Tier.TIER3, Tier.TIER1]
+    with pytest.raises(ValueError):
+        Tier.selected(["tier4"])
