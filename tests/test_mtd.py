@@ -1,5 +1,6 @@
 """Month-to-date bundles: built from the published days, streamed, exactly the tier's schema."""
 
+import hashlib
 import io
 import json
 import tempfile
@@ -364,6 +365,25 @@ def test_a_failed_rebuild_leaves_the_previous_bundle_row_and_objects_as_they_wer
     after = MonthBundle.objects.get()
     assert (after.sha256, after.days_included, after.built_at) == (before.sha256, ["2026-11-02"], before.built_at)
     assert storage.read_bytes(before.key) == data_before
+
+
+def test_the_bundle_row_changes_only_after_data_and_manifest_are_both_stored_and_a_rerun_completes():
+    publish_days("tier1", [date(2026, 11, 2)])
+    mtd.build_month("tier1", NOV, today=date(2026, 11, 3))
+    before = MonthBundle.objects.get()
+    publish_day("tier1", date(2026, 11, 3))
+    failing = mock.patch.object(storage, "put_bytes", side_effect=storage.StorageError("manifest upload failed"))
+    with failing:
+        result = mtd.build_month("tier1", NOV, today=date(2026, 11, 4))
+    assert (result.outcome, result.message) == ("failed", "manifest upload failed")
+    after = MonthBundle.objects.get()
+    assert (after.sha256, after.days_included) == (before.sha256, ["2026-11-02"])
+    rerun = mtd.build_month("tier1", NOV, today=date(2026, 11, 4))
+    assert rerun.outcome == "built"
+    bundle = MonthBundle.objects.get()
+    assert bundle.days_included == ["2026-11-02", "2026-11-03"]
+    assert read_manifest("tier1", NOV)["parquet_sha256"] == bundle.sha256
+    assert hashlib.sha256(storage.read_bytes(bundle.key)).hexdigest() == bundle.sha256
 
 
 def test_one_tier_failing_does_not_stop_the_others():
