@@ -6,6 +6,7 @@ import os
 from unittest import mock
 
 import pytest
+from django.conf import settings
 
 from deliveries import storage
 
@@ -94,7 +95,7 @@ def test_open_checked_downloads_remote_objects_and_removes_the_copy(s3_storage, 
     storage.put_bytes("tier3/daily/2026-11-20/data.parquet", data, storage.PARQUET_CONTENT_TYPE)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    assert storage.scratch_dir() is None
+    assert storage.scratch_dir() == str(settings.BUILD_SCRATCH_DIR)  # no storage folder to be beside
     with storage.open_checked("tier3/daily/2026-11-20/data.parquet", scratch) as (fh, digest):
         assert digest == hashlib.sha256(data).hexdigest()
         assert fh.read() == data
