@@ -12,6 +12,8 @@ from deliveries import locks, pipeline, sample, storage
 from deliveries.models import BuildRun, DailyFile, MonthBundle
 from deliveries.tiers import Tier
 
+from .test_locks import lose_the_lock
+
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 12, 0, 30, tzinfo=UTC)  # the nightly run for 2026-11-11
@@ -150,21 +152,6 @@ def test_a_run_that_loses_the_lock_stops_before_its_next_day():
     assert run.outcome == BuildRun.Outcome.FAILED
     assert "the build lock was lost" in run.error
     assert [s["name"] for s in run.steps] == ["daily"]  # mtd, retention, index never ran
-
-
-def lose_the_lock():
-    """What an outage does to the lock: the PostgreSQL session ends, or the lock file goes."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                [locks.PG_NAMESPACE],
-            )
-    else:
-        locks.lock_file_path().unlink()
 
 
 def test_backfill_builds_every_day_and_the_mtd_once():
