@@ -1,4 +1,4 @@
-"""The nightly pipeline: step order, skip-on-failure, catch-up, the lease, the ping."""
+"""The nightly pipeline: step order, skip-on-failure, catch-up, the build lock, the ping."""
 
 import json
 from datetime import UTC, date, datetime, timedelta
