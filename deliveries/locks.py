@@ -91,7 +91,7 @@ class _PostgresLock:
     def acquire(self):
         self.conn = self._connect()
         try:
-            (taken,) = self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)", self.key).fetchone()
+            (taken,) = self.conn.execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", self.key).fetchone()
             if taken:
                 return True
             raise BuildLocked(self._holder_of_lock())
@@ -127,7 +127,7 @@ class _PostgresLock:
         import psycopg
 
         try:
-            self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", self.key)
+            self.conn.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", self.key)
         except psycopg.Error:
             pass  # the session is gone, and the lock with it
         finally:
