@@ -6,7 +6,7 @@ from django.db.models.functions import Cast, Coalesce, Substr
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html, format_html_join
 
-from .models import BuildRun, DailyFile, DownloadCount, Lease, MonthBundle
+from .models import BuildRun, DailyFile, DownloadCount, MonthBundle
 
 
 def downloads_of(kind, label):
@@ -175,16 +175,3 @@ class BuildRunAdmin(ReadOnlyAdmin):
 class DownloadCountAdmin(ReadOnlyAdmin):
     list_display = ("day", "tier", "kind", "file_label", "count")
     list_filter = ("tier", "kind", "day")
-
-
-@admin.register(Lease)
-class LeaseAdmin(admin.ModelAdmin):
-    """Visible so an operator can see a stuck build lock; deleting one frees it."""
-
-    list_display = ("name", "holder", "acquired_at", "expires_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

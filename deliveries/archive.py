@@ -1,8 +1,23 @@
 """Reading the collector's raw archive: ``ARCHIVE_ROOT/YYYYMMDD/HH.jsonl.gz``.
 
 Hour files are read as a stream, one at a time, so memory follows one hour, not the day. Real
-files have flaws (blank lines, lines that are not JSON, a truncated gzip member at the end of an
-hour still being written): a bad line is skipped and counted with its reason, never fatal.
+files have flaws, and each is handled by one rule, in its own function, so that a faster reader can
+apply the same rules (or fall back to this one) and agree with it exactly:
+
+- a hour file that is empty, not gzip, or gzip with nothing readable in it is a *bad hour*
+  (``hour_file_problem``): not read, counted as missing (``MIN_HOURS``, ``is_partial``) and listed
+  in the manifest with its reason;
+- a line longer than ``max_line_bytes`` is skipped without being held in memory (``HourLines``);
+- a blank line, a line that is not JSON or not a JSON object (``parse_line``), an entry without a
+  required field or with one of the wrong type (``entry_problem``) is skipped and counted;
+- an entry that repeats an earlier one of the day byte for byte (same ``symbol`` and
+  ``snapshot_ts``, same line: an hour file copied twice, a replayed buffer) is skipped and counted
+  as ``duplicate``; one with the key of an earlier entry but other content is kept, both are, and
+  counted as a conflicting duplicate (``SeenEntries``);
+- a truncated gzip member at the end of an hour still being written keeps what decompressed before
+  the cut (``HourLines``).
+
+A bad line is counted with its reason, never fatal.
 """
 
 import contextlib
@@ -20,7 +35,30 @@ from .tiers import REQUIRED_KEYS
 
 HOURS = tuple(f"{h:02d}" for h in range(24))
 DAY_FOLDER = re.compile(r"^\d{8}$")
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 1024 * 1024  # compressed bytes read at a time, and decompressed bytes made at a time
+PROBE_CHUNK = 64 * 1024
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024  # settings.MAX_LINE_BYTES; a real entry is about 100 KB
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class BadHour:
+    """Why an hour file is not read at all (the manifest's ``bad_hours`` values)."""
+
+    EMPTY = "empty"  # no bytes, or a gzip stream with nothing in it (yet)
+    NOT_GZIP = "not_gzip"  # does not start as gzip does
+    CORRUPT = "corrupt_gzip"  # starts as gzip, but not one byte of it can be decompressed
+
+
+class Skip:
+    """Why a line is skipped (the manifest's ``skipped_lines.by_reason`` keys)."""
+
+    LINE_TOO_LONG = "line_too_long"
+    BLANK = "blank_line"
+    NOT_JSON = "not_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_REQUIRED = "missing_required"
+    WRONG_TYPE = "wrong_type"
+    DUPLICATE = "duplicate"
 
 
 class ArchiveError(Exception):
@@ -32,13 +70,24 @@ class HourFile:
     hour: str
     path: Path
     size: int
+    problem: str = ""  # a BadHour reason: the file is not read
 
 
 @dataclass
 class DayFiles:
     day: date
     folder: Path
-    hours: list  # HourFile, in hour order
+    files: list  # HourFile, every hour file present, in hour order
+
+    @property
+    def hours(self):
+        """The hour files that are read: present and not bad."""
+        return [h for h in self.files if not h.problem]
+
+    @property
+    def bad_hours(self):
+        """``{"HH": reason}`` of the hour files present but unreadable, in hour order."""
+        return {h.hour: h.problem for h in self.files if h.problem}
 
     @property
     def hours_found(self):
@@ -46,15 +95,16 @@ class DayFiles:
 
     @property
     def missing_hours(self):
-        present = {h.hour for h in self.hours}
-        return [h for h in HOURS if h not in present]
+        """Hours without data: no file, or a bad one."""
+        good = {h.hour for h in self.hours}
+        return [h for h in HOURS if h not in good]
 
     @property
     def fingerprint(self):
         """Names and sizes of the hour files: equal fingerprints mean the same input."""
         digest = hashlib.sha256()
-        for hour in self.hours:
-            digest.update(f"{hour.hour}:{hour.size}\n".encode())
+        for hour in self.files:
+            digest.update(f"{hour.hour}:{hour.size}{':bad' if hour.problem else ''}\n".encode())
         return digest.hexdigest()
 
 
@@ -64,6 +114,7 @@ class HourRead:
     entries: list = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     truncated: bool = False
+    conflicting_duplicates: int = 0  # kept entries whose key an earlier, different entry of the day has
 
     @property
     def skipped_total(self):
@@ -92,7 +143,8 @@ def available_days(root):
 
 
 def find_day(root, day):
-    """The hour files of a day. Raises ArchiveError when the root or the day folder is unusable."""
+    """The hour files of a day, each checked (``hour_file_problem``). Raises ArchiveError when the
+    root or the day folder is unusable."""
     root = Path(root)
     if not root.is_dir():
         raise ArchiveError(f"archive root {root} does not exist or is not a folder")
@@ -101,7 +153,7 @@ def find_day(root, day):
     folder = root / folder_name(day)
     if not folder.is_dir():
         raise ArchiveError(f"no archive folder for {day.isoformat()} ({folder} is missing)")
-    hours = []
+    files = []
     for hour in HOURS:
         path = folder / f"{hour}.jsonl.gz"
         try:
@@ -112,89 +164,243 @@ def find_day(root, day):
             raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from None
         if not os.access(path, os.R_OK):
             raise ArchiveError(f"cannot read {path}: permission denied")
-        hours.append(HourFile(hour, path, size))
-    return DayFiles(day, folder, hours)
+        try:
+            problem = hour_file_problem(path, size)
+        except OSError as exc:
+            raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from None
+        files.append(HourFile(hour, path, size, problem or ""))
+    return DayFiles(day, folder, files)
 
 
-def read_hour(hour_file):
-    """Parse one hour file into entries, counting every skipped line by reason."""
+def hour_file_problem(path, size=None):
+    """The BadHour reason of an hour file, or None when it holds data to read.
+
+    Reads only until the first decompressed byte (a few KB of a real file): a gzip stream that
+    yields anything is read, and any flaw after that is the reader's to count.
+    """
+    if size == 0:
+        return BadHour.EMPTY
+    with open(path, "rb") as fh:
+        head = fh.read(len(GZIP_MAGIC))
+        if not head:
+            return BadHour.EMPTY
+        if head != GZIP_MAGIC:
+            return BadHour.NOT_GZIP
+        fh.seek(0)
+        decompressor = zlib.decompressobj(wbits=31)
+        while chunk := fh.read(PROBE_CHUNK):
+            data = chunk
+            while data:
+                try:
+                    if decompressor.decompress(data, 1):
+                        return None
+                except zlib.error:
+                    return BadHour.CORRUPT
+                if decompressor.eof:  # an empty member: look at the next one, if any
+                    data = decompressor.unused_data
+                    decompressor = zlib.decompressobj(wbits=31)
+                    if not data.strip(b"\x00"):
+                        data = b""
+                else:
+                    data = decompressor.unconsumed_tail
+    return BadHour.EMPTY
+
+
+def parse_line(raw):
+    """(entry, None) for a line that is an entry, else (None, the Skip reason)."""
+    if not raw.strip():
+        return None, Skip.BLANK
+    try:
+        entry = json.loads(raw)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both derive from it
+        return None, Skip.NOT_JSON
+    if type(entry) is not dict:
+        return None, Skip.NOT_AN_OBJECT
+    problem = entry_problem(entry)
+    return (None, problem) if problem else (entry, None)
+
+
+# The required fields (data contract 1.1) and the JSON types they must have: the key is two
+# strings, the sections objects (``{}`` is an object: it becomes null), the schema version a number.
+REQUIRED_TYPES = {
+    "symbol": str,
+    "snapshot_ts": str,
+    "meta": dict,
+    "spot_raw": dict,
+    "derived": dict,
+    "scores": dict,
+    "flags": dict,
+}
+assert tuple(REQUIRED_TYPES) == REQUIRED_KEYS
+
+
+def entry_problem(entry):
+    """The Skip reason of a parsed entry that cannot be published, or None.
+
+    Missing (absent or null) comes before wrong type: an entry missing one field and mistyping
+    another is counted once, as missing. An empty ``symbol`` or ``snapshot_ts`` is a wrong type:
+    the row would have no key.
+    """
+    missing = False
+    wrong = False
+    for key, kind in REQUIRED_TYPES.items():
+        value = entry.get(key)
+        if value is None:
+            missing = True
+        elif type(value) is not kind or (kind is str and not value.strip()):
+            wrong = True
+    meta = entry.get("meta")
+    if type(meta) is dict:
+        version = meta.get("schema_version")
+        if version is None:
+            missing = True
+        elif type(version) is not int:
+            wrong = True
+    if missing:
+        return Skip.MISSING_REQUIRED
+    return Skip.WRONG_TYPE if wrong else None
+
+
+def entry_key(entry):
+    """What identifies an entry: its symbol and snapshot time (an entry that passed ``entry_problem``)."""
+    return entry["symbol"], entry["snapshot_ts"]
+
+
+def line_digest(raw):
+    """The content of a line, for telling a repeated entry from a different one with the same key.
+
+    Byte for byte, without the line ending and surrounding blanks: a copied hour file, or a replayed
+    buffer, repeats the collector's lines exactly.
+    """
+    return hashlib.sha256(raw.strip()).digest()[:16]
+
+
+class SeenEntries:
+    """The keys and line digests of a day's entries so far: a few dozen bytes an entry, not the entry."""
+
+    NEW, DUPLICATE, CONFLICT = "new", "duplicate", "conflict"
+
+    def __init__(self):
+        self._digests = {}  # (symbol, snapshot_ts) -> {digest, ...}
+
+    def check(self, entry, raw):
+        """NEW (first of its key), DUPLICATE (the same line again) or CONFLICT (its key, other content)."""
+        digest = line_digest(raw)
+        known = self._digests.setdefault(entry_key(entry), set())
+        if digest in known:
+            return self.DUPLICATE
+        verdict = self.CONFLICT if known else self.NEW
+        known.add(digest)
+        return verdict
+
+
+def read_hour(hour_file, *, seen=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
+    """Parse one hour file into entries, counting every skipped line by reason.
+
+    ``seen``: the day's SeenEntries, so that repeats across hours are found (None: no check).
+    """
     result = HourRead(hour_file.hour)
     append = result.entries.append
-    loads = json.loads
-    gen = _lines_with_truncation(hour_file.path)
-    for raw in gen:
-        if not raw.strip():
-            result.skipped["blank_line"] += 1
+    skipped = result.skipped
+    lines = HourLines(hour_file.path, max_line_bytes)
+    for raw in lines:
+        if raw is None:
+            skipped[Skip.LINE_TOO_LONG] += 1
             continue
-        try:
-            entry = loads(raw)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError both derive from it
-            result.skipped["not_json"] += 1
+        entry, reason = parse_line(raw)
+        if reason:
+            skipped[reason] += 1
             continue
-        if type(entry) is not dict:
-            result.skipped["not_an_object"] += 1
-            continue
-        missing = [key for key in REQUIRED_KEYS if entry.get(key) is None]
-        meta = entry.get("meta")
-        if not missing and (type(meta) is not dict or meta.get("schema_version") is None):
-            missing.append("meta.schema_version")
-        if missing:
-            result.skipped["missing_required"] += 1
-            continue
+        if seen is not None:
+            verdict = seen.check(entry, raw)
+            if verdict == SeenEntries.DUPLICATE:
+                skipped[Skip.DUPLICATE] += 1
+                continue
+            if verdict == SeenEntries.CONFLICT:
+                result.conflicting_duplicates += 1
         append(entry)
-    result.truncated = gen.truncated
+    result.truncated = lines.truncated
     return result
 
 
-class _lines_with_truncation:
-    """Iterate a gzip file's complete lines, member after member, and say whether the tail was cut.
+class HourLines:
+    """Iterate a gzip file's lines (bytes, without the newline), member after member.
+
+    Memory is bounded whatever the file holds: at most ``READ_CHUNK`` bytes are decompressed at a
+    time, and a line longer than ``max_line_bytes`` is dropped as it streams by and stands as None.
 
     A file that ends inside a gzip member (an hour still being written) or holds corrupt data sets
     ``truncated``; what decompressed before the cut is still yielded, including the partial last
     line, whose parse then fails and is counted, so no text is lost silently.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
         self.path = path
+        self.max_line_bytes = max_line_bytes
         self.truncated = False
 
     def __iter__(self):
+        self._pending = bytearray()
+        self._too_long = False
         decompressor = zlib.decompressobj(wbits=31)
         fed = False
-        pending = b""
         with open(self.path, "rb") as fh:
             while chunk := fh.read(READ_CHUNK):
-                data = chunk
-                while data:
+                data, more = chunk, False
+                while data or more:  # ``more``: a full chunk came out, zlib may hold the rest
                     fed = True
                     try:
-                        text = decompressor.decompress(data)
+                        text = decompressor.decompress(data, READ_CHUNK)
                     except zlib.error:
                         self.truncated = True
                         break
+                    more = len(text) == READ_CHUNK
                     if text:
-                        pending += text
-                        *lines, pending = pending.split(b"\n")
-                        yield from lines
+                        yield from self._lines(text)
                     if decompressor.eof:
-                        data = decompressor.unused_data
+                        data, more = decompressor.unused_data, False
                         decompressor = zlib.decompressobj(wbits=31)
                         fed = False
                         if not data.strip(b"\x00"):
                             data = b""
                     else:
-                        data = b""
+                        data = decompressor.unconsumed_tail
                 if self.truncated:
                     break
         if fed and not decompressor.eof:
             self.truncated = True
             with contextlib.suppress(zlib.error):
-                pending += decompressor.flush()
-        if pending:
-            yield pending
+                yield from self._lines(decompressor.flush())
+        if self._too_long:
+            yield None
+        elif self._pending:
+            yield bytes(self._pending)
+
+    def _lines(self, text):
+        start = 0
+        limit = self.max_line_bytes
+        while True:
+            end = text.find(b"\n", start)
+            piece = text[start:] if end < 0 else text[start:end]
+            if not self._too_long:
+                if len(self._pending) + len(piece) > limit:
+                    self._too_long = True
+                    self._pending.clear()
+                else:
+                    self._pending += piece
+            if end < 0:
+                return
+            if self._too_long:
+                self._too_long = False
+                yield None
+            else:
+                yield bytes(self._pending)
+                self._pending.clear()
+            start = end + 1
 
 
-def read_day(day_files):
-    """Yield HourRead for each hour file present, in hour order."""
+def read_day(day_files, *, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
+    """Yield HourRead for each hour file that is read, in hour order, repeats found across the day."""
+    seen = SeenEntries()
     for hour_file in day_files.hours:
-        yield read_hour(hour_file)
+        yield read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)

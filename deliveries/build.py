@@ -97,7 +97,8 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
         return DayResult(
             day,
             Outcome.FAILED,
-            f"only {found} of 24 hour files (MIN_HOURS is {settings.MIN_HOURS}); nothing published",
+            f"only {found} of 24 hour files{unreadable(day_files)} (MIN_HOURS is {settings.MIN_HOURS}); "
+            "nothing published",
             hours_found=found,
             cause=Cause.INPUT,
         )
@@ -111,6 +112,7 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
             return DayResult(day, Outcome.SKIPPED, f"{why}; --force rebuilds", tiers=list(tiers), hours_found=found)
     if dry_run:
         partial = f", partial: missing {','.join(day_files.missing_hours)}" if day_files.missing_hours else ""
+        partial += unreadable(day_files)
         return DayResult(
             day,
             Outcome.DRY_RUN,
@@ -151,9 +153,11 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
         for tier in tiers:
             publish.record_daily(tier, day, manifests[tier], input_fingerprint=fingerprint, built_at=built_at)
     seconds = (timezone.now() - started).total_seconds()
-    partial = f" (partial: {found}/24 hours)" if day_files.missing_hours else ""
+    partial = f" (partial: {found}/24 hours{unreadable(day_files)})" if day_files.missing_hours else ""
     skipped = written.skipped_total
     message = f"published {written.row_count} rows{partial}" + (f", {skipped} bad lines skipped" if skipped else "")
+    if written.conflicting_duplicates:
+        message += f", {written.conflicting_duplicates} entries share a symbol and time with a different entry"
     return DayResult(day, Outcome.PUBLISHED, message, list(tiers), written.row_count, found, seconds)
 
 
@@ -168,6 +172,7 @@ class WrittenDay:
     min_ts: str | None
     max_ts: str | None
     symbols: int
+    conflicting_duplicates: int = 0
 
     @property
     def row_count(self):
@@ -187,6 +192,7 @@ class WrittenDay:
             "missing_hours": day_files.missing_hours,
             "coverage_ratio": round(day_files.hours_found / 24, 4),
             "is_partial": bool(day_files.missing_hours),
+            "bad_hours": day_files.bad_hours,
             "rows_by_hour": {hour: self.rows_by_hour.get(hour, 0) for hour in archive.HOURS},
             "skipped_lines": {
                 "total": self.skipped_total,
@@ -194,11 +200,19 @@ class WrittenDay:
                 "by_reason": dict(sorted(self.skipped_by_reason.items())),
                 "truncated_hours": self.truncated_hours,
             },
+            "conflicting_duplicates": self.conflicting_duplicates,
             "coerced_values": coercions_for_tier(self.coercions, tier),
             "min_snapshot_ts": self.min_ts,
             "max_snapshot_ts": self.max_ts,
             "symbols": self.symbols,
         }
+
+
+def unreadable(day_files):
+    """``, 2 unreadable: 05 not_gzip, 07 empty`` for a day's bad hours; nothing when there are none."""
+    bad = day_files.bad_hours
+    listed = ", ".join(f"{hour} {reason}" for hour, reason in bad.items())
+    return f", {len(bad)} unreadable: {listed}" if bad else ""
 
 
 def coercions_for_tier(coercions, tier):
@@ -224,11 +238,13 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
     rows_by_hour, skipped_by_hour, reasons = {}, {}, Counter()
     truncated, coercions, symbols = [], Coercions(), set()
     min_ts = max_ts = None
+    conflicting = 0
     try:
-        for hour in archive.read_day(day_files):
+        for hour in archive.read_day(day_files, max_line_bytes=settings.MAX_LINE_BYTES):
             rows_by_hour[hour.hour] = len(hour.entries)
             skipped_by_hour[hour.hour] = hour.skipped_total
             reasons.update(hour.skipped)
+            conflicting += hour.conflicting_duplicates
             if hour.truncated:
                 truncated.append(hour.hour)
             if progress:
@@ -256,7 +272,9 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
     for tier in tiers:
         if hourly[tier] != paths[tier]:
             merge_hours(hourly[tier], paths[tier], tier)
-    return WrittenDay(paths, rows_by_hour, skipped_by_hour, reasons, truncated, coercions, min_ts, max_ts, len(symbols))
+    return WrittenDay(
+        paths, rows_by_hour, skipped_by_hour, reasons, truncated, coercions, min_ts, max_ts, len(symbols), conflicting
+    )
 
 
 def merge_hours(hourly, path, tier):

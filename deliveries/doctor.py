@@ -398,24 +398,24 @@ def check_archive(now=None):
     try:
         found = archive.find_day(root, day)
         hours = found.hours
-        if hours:
-            with open(hours[0].path, "rb") as fh:
-                if fh.read(2) != b"\x1f\x8b":
-                    raise archive.ArchiveError(f"{hours[0].path} is not gzip")
     except (archive.ArchiveError, OSError) as exc:
         return [*results, _fail("archive.recent", f"cannot read the {day} folder: {_short(exc)}.")]
+    bad = ", ".join(f"{hour}.jsonl.gz is {reason.replace('_', ' ')}" for hour, reason in found.bad_hours.items())
+    bad = f" ({bad}: counted as missing, never read)" if bad else ""
     if not hours:
-        return [*results, _fail("archive.recent", f"the {day} folder has no hour files (HH.jsonl.gz).")]
+        return [*results, _fail("archive.recent", f"the {day} folder has no readable hour files (HH.jsonl.gz).")]
     if day == yesterday and len(hours) < settings.MIN_HOURS:
         return [
             *results,
             _fail(
                 "archive.recent",
-                f"yesterday ({day}) has {len(hours)} hour files, fewer than MIN_HOURS={settings.MIN_HOURS}: "
+                f"yesterday ({day}) has {len(hours)} hour files{bad}, fewer than MIN_HOURS={settings.MIN_HOURS}: "
                 "it will not be published.",
                 WARNING,
             ),
         ]
+    if bad:
+        return [*results, _fail("archive.recent", f"{day} has {len(hours)} readable hour files{bad}.", WARNING)]
     return [*results, _ok("archive.recent", f"newest day folder {newest}; {day} has {len(hours)} readable hour files.")]
 
 

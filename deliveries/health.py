@@ -65,11 +65,12 @@ def _mtd_complete(tier, expected):
 
 
 def _last_build():
-    # A dry run or a run that found the lease taken says nothing about whether the last build worked.
+    # A dry run or a run that found the lock taken says nothing about whether the last build worked.
     run = BuildRun.objects.filter(command="build_daily").latest_conclusive()
-    if run is not None and run.outcome == BuildRun.Outcome.FAILED:
+    if run is not None and run.outcome in (BuildRun.Outcome.FAILED, BuildRun.Outcome.CRASHED):
+        how = "failed" if run.outcome == BuildRun.Outcome.FAILED else "crashed"
         return [
-            Problem("build_failed", None, f"last build_daily run (started {run.started_at:%Y-%m-%d %H:%M} UTC) failed")
+            Problem("build_failed", None, f"last build_daily run (started {run.started_at:%Y-%m-%d %H:%M} UTC) {how}")
         ]
     return []
 

@@ -172,6 +172,7 @@ class BuildRun(models.Model):
         FAILED = "failed", "Failed"
         LOCKED = "locked", "Skipped: another run holds the lock"
         DRY_RUN = "dry_run", "Dry run"
+        CRASHED = "crashed", "Crashed: its process died mid-run"
 
     command = models.CharField(max_length=64)
     arguments = models.JSONField(default=dict)
@@ -181,6 +182,11 @@ class BuildRun(models.Model):
     steps = models.JSONField(default=list, help_text="Each step: name, outcome, seconds, detail.")
     results = models.JSONField(default=list, help_text="Each day and tier: date, tier, outcome, message.")
     error = models.TextField(blank=True)
+    holder = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The process (host:pid:id) that held the build lock for this run; blank for runs without it.",
+    )
 
     objects = BuildRunQuerySet.as_manager()
 
@@ -194,23 +200,6 @@ class BuildRun(models.Model):
     @property
     def duration(self):
         return (self.finished_at - self.started_at) if self.finished_at else None
-
-
-class Lease(models.Model):
-    """A named lock that expires: held by at most one process at a time, on any host.
-
-    Taken by an insert (the primary key is the name) or by a compare-and-set update of an expired
-    row, so two cron runs on two machines sharing one PostgreSQL cannot both hold it. A crashed
-    holder stops renewing and the lease frees itself after its TTL.
-    """
-
-    name = models.CharField(max_length=64, primary_key=True)
-    holder = models.CharField(max_length=64)
-    acquired_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-
-    def __str__(self):
-        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
 
 
 class DownloadCount(models.Model):

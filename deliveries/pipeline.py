@@ -2,8 +2,9 @@
 
 A step runs only if what it depends on succeeded: retention never runs after a failed build (it
 could delete the last good days while the new one is missing), and the index is rewritten only
-from what is really published. One BuildRun records every step; one lease keeps a second,
-overlapping run (the next cron tick, another host) from doing anything at all.
+from what is really published. One BuildRun records every step; the build lock (``locks``) keeps a
+second, overlapping run (the next cron tick, another host) from doing anything at all, and dies
+with its holder, so a run after a crash proceeds at once.
 """
 
 import logging
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from . import archive, build, index, locks, mtd, retention
 from .models import BuildRun, DailyFile
-from .runs import start_run
+from .runs import start_locked_run
 
 log = logging.getLogger("deliveries.pipeline")
 
@@ -42,7 +43,7 @@ class PipelineResult:
 
     def summary(self):
         if self.locked_by:
-            return f"another build is running ({self.locked_by}); nothing done"
+            return f"not run: {self.locked_by}; nothing done, run it again once that one has finished"
         counts = Counter(day.outcome for day in self.days)
         parts = [f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items())] or ["no days to build"]
         failed_steps = [s["name"] for s in self.run.steps if s["outcome"] == "failed"]
@@ -83,21 +84,22 @@ def run_nightly(*, days=None, tiers=None, force=False, dry_run=False, now=None, 
         "dry_run": dry_run,
         "explicit": explicit,
     }
-    recorder = start_run(command, arguments)
-    result = PipelineResult(recorder.run)
     say = progress or (lambda message: None)
     try:
-        with locks.lease() as lease:
-            _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lease)
-    except locks.LeaseHeld as held:
-        result.locked_by = str(held)
-        recorder.finish(BuildRun.Outcome.LOCKED, error=str(held))
-        return result
+        recorder = start_locked_run(command, arguments)  # finish() records the outcome, then releases
+    except locks.BuildLocked as held:
+        return PipelineResult(held.run, locked_by=str(held))
+    result = PipelineResult(recorder.run)
+    try:
+        _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, recorder.lock)
     except Exception as exc:
         log.exception("nightly pipeline crashed")
         recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
         _ping(failed=True, dry_run=dry_run)
         return result
+    except BaseException as exc:  # interrupted (Ctrl-C): say so rather than leave it to look crashed
+        recorder.finish(BuildRun.Outcome.FAILED, error=f"interrupted: {type(exc).__name__}")
+        raise
     failed = any(step["outcome"] == "failed" for step in recorder.run.steps)
     if dry_run:
         outcome = BuildRun.Outcome.DRY_RUN
@@ -116,7 +118,7 @@ def run_nightly(*, days=None, tiers=None, force=False, dry_run=False, now=None, 
     return result
 
 
-def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lease):
+def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock):
     last = build.yesterday(now)
     with recorder.step("daily") as step:
         for position, day in enumerate(days, 1):
@@ -134,8 +136,7 @@ def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say
             result.days.append(day_result)
             recorder.add_result(**day_result.as_dict())
             say(f"[{position}/{len(days)}] {day}: {day_result.outcome}: {day_result.message}")
-            if not lease.renew():
-                raise locks.LeaseHeld(locks.Lease.objects.get(name=locks.BUILD_LEASE))
+            lock.ensure_held()
         failures = [d for d in result.days if d.outcome == build.Outcome.FAILED]
         step["detail"] = "; ".join(f"{d.date}: {d.message}" for d in failures) or f"{len(result.days)} days"
         if failures:

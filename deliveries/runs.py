@@ -1,16 +1,28 @@
-"""Recording runs: every build command leaves a BuildRun with its steps, day results and error."""
+"""Recording runs: every build command leaves a BuildRun with its steps, day results and error.
 
+A run that builds holds the build lock (``locks``) for its whole life, and its row names the
+holder. Taking the lock is also when dead runs are found: a row still ``running`` under a holder
+while we hold the lock belongs to a process that can no longer hold it, i.e. one that died
+(SIGKILL, out of memory, a reboot) before it could record an outcome. It is marked ``crashed``,
+and the scratch files such a run leaves are removed, before this run starts.
+"""
+
+import logging
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 from django.utils import timezone
 
+from . import locks, storage
 from .models import BuildRun
+
+log = logging.getLogger("deliveries.runs")
 
 
 class RunRecorder:
-    def __init__(self, run):
+    def __init__(self, run, lock=None):
         self.run = run
+        self.lock = lock  # locks.HeldLock while the run holds the build lock
 
     def save(self):
         self.run.save(update_fields=["steps", "results", "outcome", "finished_at", "error"])
@@ -40,33 +52,123 @@ class RunRecorder:
         self.record_step(name, "skipped", 0.0, reason)
 
     def finish(self, outcome, error=""):
+        """Record the outcome, then let go of the build lock: the outcome is in the database before
+        the next holder can look, so it never takes this run for a dead one."""
         self.run.outcome = outcome
         self.run.error = error
         self.run.finished_at = timezone.now()
         self.save()
+        self.release()
+
+    def release(self):
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
-def start_run(command, arguments):
-    return RunRecorder(BuildRun.objects.create(command=command, arguments=arguments))
+def start_run(command, arguments, *, lock=None):
+    run = BuildRun.objects.create(command=command, arguments=arguments, holder=lock.holder if lock else "")
+    return RunRecorder(run, lock)
+
+
+def mark_crashed_runs(found_by=""):
+    """Mark ``crashed`` every run still ``running`` under a holder of the build lock.
+
+    Call it only while holding the build lock: then no other live process holds it, so such a run's
+    process is gone (the lock dies with its holder). Runs that never held the lock (dry runs of
+    ``build_mtd`` and ``apply_retention``) are not judged. Returns the runs' ids.
+    """
+    dead = BuildRun.objects.filter(outcome=BuildRun.Outcome.RUNNING).exclude(holder="")
+    ids = list(dead.values_list("pk", flat=True))
+    if not ids:
+        return []
+    noticed = f"{timezone.now():%Y-%m-%d %H:%M:%S} UTC" + (f" by {found_by}" if found_by else "")
+    error = (
+        "crashed: the process ended without recording an outcome (killed, out of memory, or its machine "
+        f"stopped); noticed at {noticed} when the next run took the build lock. Its steps and results show how "
+        "far it got; what it had not published stays as it was, and the next run builds it."
+    )
+    # Compare-and-set: a run that finished meanwhile keeps its outcome.
+    BuildRun.objects.filter(pk__in=ids, outcome=BuildRun.Outcome.RUNNING).update(
+        outcome=BuildRun.Outcome.CRASHED, error=error
+    )
+    log.warning("marked %d dead run(s) crashed: %s", len(ids), ", ".join(f"#{pk}" for pk in ids))
+    return ids
+
+
+def clear_scratch_safely():
+    """Remove what killed runs left in the scratch folders; a failure here never stops the run."""
+    try:
+        return storage.clear_scratch()
+    except (OSError, storage.StorageError) as exc:
+        log.warning("could not clear the scratch folder: %s", exc)
+        return []
+
+
+def record_locked(command, arguments, held):
+    """The BuildRun of an attempt refused by the lock: it did nothing at all."""
+    run = BuildRun.objects.create(
+        command=command,
+        arguments=arguments,
+        outcome=BuildRun.Outcome.LOCKED,
+        finished_at=timezone.now(),
+        error=str(held),
+    )
+    held.run = run
+    return run
+
+
+def start_locked_run(command, arguments):
+    """Take the build lock and start a run under it: a RunRecorder whose ``lock`` is the lock,
+    released by ``finish`` (or by the process's end, whatever ends it).
+
+    Refused (another live run holds the lock): a ``locked`` run is recorded and locks.BuildLocked
+    raised, with that run as its ``run``. Otherwise dead runs are marked crashed and their scratch
+    cleared before this run's row is written.
+    """
+    try:
+        lock = locks.acquire(locks.BUILD_LOCK)
+    except locks.BuildLocked as held:
+        record_locked(command, arguments, held)
+        raise
+    try:
+        mark_crashed_runs(found_by=lock.holder)
+        clear_scratch_safely()
+        return start_run(command, arguments, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
 
 
 @contextmanager
-def recorded_run(command, arguments, *, lease=False):
-    """A BuildRun for the block, under the build lease when ``lease`` is true.
-
-    A held lease records the run as locked, an escaping exception as failed with its text; both
-    still propagate, for the command to turn into its message. An outcome the block set itself
-    (``recorder.finish``) is kept; a block that set none succeeded.
-    """
-    from . import locks
-
-    recorder = start_run(command, arguments)
+def locked_run(command, arguments):
+    """``start_locked_run`` for a block: an escaping exception marks the run failed (and
+    propagates); an outcome the block set itself (``recorder.finish``) is kept; a block that set
+    none succeeded. The lock is released in every case."""
+    recorder = start_locked_run(command, arguments)
     try:
-        with locks.lease() if lease else nullcontext():
+        with _recording(recorder):
             yield recorder
-    except locks.LeaseHeld as exc:
-        recorder.finish(BuildRun.Outcome.LOCKED, error=str(exc))
-        raise
+    finally:
+        recorder.release()
+
+
+@contextmanager
+def recorded_run(command, arguments, *, lock=False):
+    """A BuildRun for the block, under the build lock when ``lock`` is true (see ``locked_run``)."""
+    if lock:
+        with locked_run(command, arguments) as recorder:
+            yield recorder
+        return
+    with _recording(start_run(command, arguments)) as recorder:
+        yield recorder
+
+
+@contextmanager
+def _recording(recorder):
+    """An escaping exception records the run failed (and propagates); no outcome set is success."""
+    try:
+        yield recorder
     except BaseException as exc:
         if recorder.run.outcome == BuildRun.Outcome.RUNNING:
             recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")

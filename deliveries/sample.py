@@ -20,6 +20,17 @@ Flaws (``flaws=True`` on a day; ``write_archive`` applies them to the last day o
 - the last hour file ends in a truncated gzip member: a first, complete member holds the hour's
   lines but its last entry, then a second member holds that entry (complete, readable) followed by
   one more entry cut in the middle, as if the collector were still writing it.
+
+Archive flaws (``archive_flaws=True``, or with ``write_archive`` on the last day only; see
+``ARCHIVE_FLAW_*`` and ``DayStats.bad_hours``), the flaws of whole files and of repeated entries:
+
+- an empty hour file (0 bytes: the collector died right after creating it) and an hour file that
+  is not gzip (its JSON lines uncompressed under the ``.jsonl.gz`` name): *bad hours*;
+- a replayed buffer: an hour file starts with the previous hour's last two lines again (exact
+  duplicates across hours), and an hour file copied twice (its gzip member twice: every entry of it
+  an exact duplicate);
+- a conflicting duplicate: the hour's first entry again, same symbol and time, another score;
+- an entry whose ``snapshot_ts`` is a number (epoch milliseconds) instead of a string.
 """
 
 import gzip
@@ -47,6 +58,10 @@ FLAW_MISSING_HOUR = 13
 # when a partial day also misses hours.
 FLAW_BLANK_AT, FLAW_NOT_JSON_AT, FLAW_NOT_OBJECT_AT, FLAW_COERCE_AT = 2, 5, 8, 10
 FLAW_NOT_OBJECT_LINE = "[1, 2]"
+# Positions of the archive flaws (indices into the day's written hours; they need 21 hours).
+ARCHIVE_FLAW_REPLAY_AT, ARCHIVE_FLAW_EMPTY_AT, ARCHIVE_FLAW_CONFLICT_AT = 3, 6, 9
+ARCHIVE_FLAW_WRONG_TYPE_AT, ARCHIVE_FLAW_NOT_GZIP_AT, ARCHIVE_FLAW_COPIED_AT = 11, 16, 19
+ARCHIVE_FLAW_REPLAYED_LINES = 2
 COERCED_PATHS = (
     "twitter_sentiment_windows.last_cycle.author_stats.followers_count_median",
     "spot_raw.liq_qv_usd",
@@ -743,7 +758,10 @@ class DayStats:
     missing_hours: tuple = ()
     rows_by_hour: dict = field(default_factory=dict)  # "HH" -> complete entry lines
     skipped_by_hour: dict = field(default_factory=dict)  # "HH" -> every other line (blank included)
-    bad_lines: list = field(default_factory=list)  # ("HH", kind): blank, not_json, not_object, truncated
+    bad_lines: list = field(default_factory=list)  # ("HH", kind): blank, not_json, not_object, truncated,
+    # and with archive flaws duplicate (one per repeated line) and wrong_type
+    bad_hours: dict = field(default_factory=dict)  # "HH" -> "empty" or "not_gzip": files written, never read
+    conflicting_duplicates: int = 0
     coerced: dict = field(default_factory=dict)  # tier 3 path -> values a typed reader must null
     coerced_hour: str | None = None  # "HH" of the entry carrying the coercions
     symbols: int = 0
@@ -755,6 +773,7 @@ class DayStats:
     gz_bytes: int = 0
     seconds: float = 0.0
     flaws: bool = False
+    archive_flaws: bool = False
 
     @property
     def rows(self):
@@ -762,11 +781,12 @@ class DayStats:
 
     @property
     def hours_found(self):
-        return len(self.hours)
+        """Hour files a reader reads: written and not bad."""
+        return len(self.hours) - len(self.bad_hours)
 
     @property
     def is_partial(self):
-        return len(self.hours) < 24
+        return self.hours_found < 24
 
     @property
     def folder(self):
@@ -822,6 +842,7 @@ def write_day(
     samples_per_entry=DEFAULT_SAMPLES_PER_ENTRY,
     flaws=False,
     missing_hours=(),
+    archive_flaws=False,
 ):
     """Write one day folder (24 hour files but ``missing_hours``, and ``FLAW_MISSING_HOUR`` with flaws).
 
@@ -835,7 +856,16 @@ def write_day(
     folder.mkdir(parents=True, exist_ok=True)
     missing = set(missing_hours) | ({FLAW_MISSING_HOUR} if flaws else set())
     hours = [h for h in range(24) if h not in missing]
-    stats = DayStats(day=day, path=folder, hours=tuple(hours), missing_hours=tuple(sorted(missing)), flaws=flaws)
+    if archive_flaws and len(hours) < 21:
+        raise ValueError("archive_flaws needs at least 21 hour files")
+    stats = DayStats(
+        day=day,
+        path=folder,
+        hours=tuple(hours),
+        missing_hours=tuple(sorted(missing)),
+        flaws=flaws,
+        archive_flaws=archive_flaws,
+    )
     for hour in sorted(missing):
         (folder / f"{hour:02d}.jsonl.gz").unlink(missing_ok=True)
 
@@ -852,8 +882,19 @@ def write_day(
             ("truncated", len(hours) - 1),
         ):
             flaw_at.setdefault(at(index), []).append(kind)
+    if archive_flaws:
+        for kind, index in (
+            ("replay", ARCHIVE_FLAW_REPLAY_AT),
+            ("empty", ARCHIVE_FLAW_EMPTY_AT),
+            ("conflict", ARCHIVE_FLAW_CONFLICT_AT),
+            ("wrong_type", ARCHIVE_FLAW_WRONG_TYPE_AT),
+            ("not_gzip", ARCHIVE_FLAW_NOT_GZIP_AT),
+            ("copied", ARCHIVE_FLAW_COPIED_AT),
+        ):
+            flaw_at.setdefault(at(index), []).append(kind)
     symbols = set()
     snapshots = []
+    previous_lines = []  # the entry lines of the hour before, for a replay
     for hour in hours:
         kinds = flaw_at.get(hour, [])
         rng = _rng(seed, day, hour)
@@ -864,6 +905,17 @@ def write_day(
         parts = [_entry_parts(rng, sym, ms, samples_per_entry) for sym, ms in zip(picked, moments, strict=True)]
         hh = f"{hour:02d}"
         skipped = 0
+        bad = next((kind for kind in ("empty", "not_gzip") if kind in kinds), None)
+        if bad:  # a bad hour is never read: none of its entries count
+            lines = [(_line(head, text) + "\n").encode() for head, text in parts]
+            data = b"" if bad == "empty" else b"".join(lines)
+            _write_hour(folder, hh, data)
+            stats.bad_hours[hh] = bad
+            stats.gz_bytes += len(data)
+            stats.rows_by_hour[hh] = 0
+            stats.skipped_by_hour[hh] = 0
+            previous_lines = []
+            continue
         if "coerce" in kinds and _coerce(parts, stats):
             stats.coerced_hour = hh
         for head, _ in parts:
@@ -873,6 +925,25 @@ def write_day(
             stats.silent_rows += bool(meta and meta["bucket_meta"]["is_silent"])
             stats.futures_null_rows += head["futures_raw"] is None
         lines = [(_line(head, text) + "\n").encode() for head, text in parts]
+        entry_lines = list(lines)
+        rows = len(parts)
+        if "conflict" in kinds:  # the first entry again, with another score: both are published
+            head = json.loads(json.dumps(parts[0][0]))
+            head["scores"]["final"] = (head["scores"].get("final") or 0) + 0.5
+            lines.append((_line(head, parts[0][1]) + "\n").encode())
+            stats.conflicting_duplicates += 1
+            rows += 1
+        if "wrong_type" in kinds:  # a collector bug: the time as epoch milliseconds
+            head = json.loads(json.dumps(parts[-1][0]))
+            head["snapshot_ts"] = _epoch_ms(datetime.fromisoformat(head["snapshot_ts"].replace("Z", "+00:00")))
+            lines.append((_line(head, parts[-1][1]) + "\n").encode())
+            stats.bad_lines.append((hh, "wrong_type"))
+            skipped += 1
+        if "replay" in kinds and previous_lines:  # a restarted collector replays its last lines
+            replayed = previous_lines[-ARCHIVE_FLAW_REPLAYED_LINES:]
+            lines[:0] = replayed
+            stats.bad_lines.extend((hh, "duplicate") for _ in replayed)
+            skipped += len(replayed)
         for kind, line, position in (
             ("blank", b"\n", 1),
             ("not_json", _cut(lines[0]), 2),
@@ -884,6 +955,10 @@ def write_day(
                 skipped += 1
         name = f"{hh}.jsonl"
         data, _ = _gzip_member(lines if "truncated" not in kinds else lines[:-1], name=name)
+        if "copied" in kinds:  # the hour file appended to itself: every line a second time
+            data += data
+            stats.bad_lines.extend((hh, "duplicate") for _ in lines)
+            skipped += len(lines)
         if "truncated" in kinds:
             tail_rng = _rng(seed, day, hour, ":tail")
             tail_ms = max(moments[-1], start + 3_599_000)
@@ -892,19 +967,24 @@ def write_day(
             data += _truncated_member(lines[-1], tail, name=name)
             stats.bad_lines.append((hh, "truncated"))
             skipped += 1
-        stats.json_bytes += sum(len(line) for line in lines)
+        stats.json_bytes += sum(len(line) for line in lines) * (2 if "copied" in kinds else 1)
         stats.gz_bytes += len(data)
-        target = folder / f"{hh}.jsonl.gz"
-        temp = folder / f".{hh}.jsonl.gz.tmp"
-        temp.write_bytes(data)
-        os.replace(temp, target)
-        stats.rows_by_hour[hh] = len(parts)
+        _write_hour(folder, hh, data)
+        previous_lines = entry_lines
+        stats.rows_by_hour[hh] = rows
         stats.skipped_by_hour[hh] = skipped
     stats.symbols = len(symbols)
     if snapshots:
         stats.min_snapshot_ts, stats.max_snapshot_ts = min(snapshots), max(snapshots)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _write_hour(folder, hh, data):
+    """Written beside its final name, then renamed: a reader never sees half a file."""
+    temp = folder / f".{hh}.jsonl.gz.tmp"
+    temp.write_bytes(data)
+    os.replace(temp, folder / f"{hh}.jsonl.gz")
 
 
 def _cut(line):
@@ -953,10 +1033,12 @@ def write_archive(
     flaws=False,
     partial_days=(),
     on_day=None,
+    archive_flaws=False,
 ):
     """Write several days; ``days`` is a count (ending at ``end``) or an iterable of dates.
 
-    ``flaws`` applies to the last (latest) day only, so the days before it are clean references.
+    ``flaws`` and ``archive_flaws`` apply to the last (latest) day only, so the days before it are
+    clean references.
     ``partial_days`` lack ``partial_day_missing_hours`` (3 hours: 21 files). ``on_day(stats)`` is
     called after each day, for progress.
     """
@@ -971,6 +1053,7 @@ def write_archive(
             entries_per_hour=entries_per_hour,
             samples_per_entry=samples_per_entry,
             flaws=flaws and day == dates[-1],
+            archive_flaws=archive_flaws and day == dates[-1],
             missing_hours=partial_day_missing_hours(day, seed) if day in partial else (),
         )
         results.append(stats)

@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core import signing
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, storages
 from django.utils import timezone
 
@@ -87,26 +88,97 @@ def _wrap(action, key, func, *args):
 
 
 def scratch_dir():
-    """Where to write files that are about to be stored: beside local storage, so that they can be
-    renamed into place instead of copied; the system's temporary folder for remote storage."""
-    if not is_local():
-        return None
-    scratch = _local_scratch()
+    """Where builds write files that are about to be stored: beside local storage, so that they
+    can be renamed into place instead of copied; ``BUILD_SCRATCH_DIR`` for remote storage.
+
+    Only runs that hold the build lock write here (a dry run writes nothing), which is what lets
+    the next holder clear it all (``clear_scratch``): what is there was left by a dead run.
+    """
+    scratch = _scratch_root()
     scratch.mkdir(parents=True, exist_ok=True)
     return str(scratch)
+
+
+def _scratch_root():
+    return _local_scratch() if is_local() else Path(settings.BUILD_SCRATCH_DIR)
 
 
 def _local_scratch():
     return Path(storage().location) / f"{INCOMING}work"
 
 
-def clear_stale_scratch(older_than, *, now=None):
-    """Remove what builds left in the local scratch folder (a build killed mid-way leaves its
-    work folder). Only entries untouched for ``older_than`` go: a running build keeps writing to
-    its own. Returns the names removed."""
-    if not is_local():
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clear_scratch(*, now=None):
+    """Remove what killed runs left behind. Call it only while holding the build lock.
+
+    - Everything in the scratch folder (a killed build's work folder): every writer there holds
+      the lock, so none of it belongs to a live run.
+    - On local storage, interrupted uploads (``.incoming-*.part`` beside an object) untouched for
+      an hour: the index and the doctor also upload, without the lock, but only for a moment.
+    - On S3/R2, multipart uploads a killed upload left unfinished, started over an hour ago (the
+      bucket keeps, and bills, their parts until they are aborted).
+
+    Returns the names removed.
+    """
+    removed = []
+    scratch = _scratch_root()
+    if scratch.is_dir():
+        for entry in sorted(scratch.iterdir()):
+            _remove(entry)
+            removed.append(entry.name)
+    cutoff = (now or timezone.now()) - STALE_UPLOAD_AGE
+    if is_local():
+        removed += _clear_interrupted_local_uploads(cutoff)
+    else:
+        removed += _abort_stale_multipart_uploads(cutoff)
+    return removed
+
+
+STALE_UPLOAD_AGE = timedelta(hours=1)
+
+
+def _clear_interrupted_local_uploads(cutoff):
+    root = Path(storage().location)
+    if not root.is_dir():
         return []
-    scratch = _local_scratch()
+    removed = []
+    for path in root.rglob(f"{INCOMING}*.part"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff.timestamp():
+                path.unlink()
+                removed.append(path.relative_to(root).as_posix())
+        except FileNotFoundError:
+            continue  # finished (renamed into place) meanwhile
+    return removed
+
+
+def _abort_stale_multipart_uploads(cutoff):
+    def abort():
+        s3 = storage()
+        client = s3.connection.meta.client
+        removed = []
+        prefix = f"{s3.location.strip('/')}/" if s3.location else ""
+        paginator = client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=s3.bucket_name, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < cutoff:
+                    client.abort_multipart_upload(Bucket=s3.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"])
+                    removed.append(f"{upload['Key']} (unfinished upload)")
+        return removed
+
+    return _wrap("cleanup", "unfinished uploads", abort)
+
+
+def clear_stale_scratch(older_than, *, now=None):
+    """Remove entries of the scratch folder untouched for ``older_than`` (for callers that do not
+    hold the build lock: a running build keeps writing to its own). Returns the names removed."""
+    scratch = _scratch_root()
     if not scratch.is_dir():
         return []
     cutoff = (now or timezone.now()).timestamp() - older_than.total_seconds()
@@ -114,12 +186,15 @@ def clear_stale_scratch(older_than, *, now=None):
     for entry in scratch.iterdir():
         newest = max([entry.stat().st_mtime, *(p.stat().st_mtime for p in entry.rglob("*"))])
         if newest < cutoff:
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            _remove(entry)
             removed.append(entry.name)
     return sorted(removed)
+
+
+def _save(key, django_file):
+    saved = storage().save(key, django_file)
+    if saved != key:
+        raise StorageError(f"storage saved {key} under another name ({saved}); overwrite is off")
 
 
 def put_file(key, path, content_type, *, consume=False):
@@ -135,18 +210,20 @@ def put_file(key, path, content_type, *, consume=False):
         with open(path, "rb") as fh:
             django_file = File(fh, name=os.path.basename(key))
             django_file.content_type = content_type
-            saved = storage().save(key, django_file)
-        if saved != key:
-            raise StorageError(f"storage saved {key} under another name ({saved}); overwrite is off")
+            _save(key, django_file)
 
     _wrap("upload", key, upload)
 
 
 def put_bytes(key, data, content_type):
-    with tempfile.NamedTemporaryFile() as tmp:
-        tmp.write(data)
-        tmp.flush()
-        put_file(key, tmp.name, content_type)
+    """Upload ``data`` to ``key`` from memory (no temporary file for a killed run to leave)."""
+
+    def upload():
+        content = ContentFile(data, name=os.path.basename(key))
+        content.content_type = content_type
+        _save(key, content)
+
+    _wrap("upload", key, upload)
 
 
 def read_bytes(key):

@@ -50,6 +50,14 @@ def check_delivery_settings(app_configs, **kwargs):
         messages.append(
             Error("SIGNED_URL_EXPIRY must be between 1 second and 7 days (the S3/R2 limit).", id="instrumetriq.E006")
         )
+    if settings.MAX_LINE_BYTES < 1024 * 1024:
+        messages.append(
+            Error(
+                "MAX_LINE_BYTES must be at least 1048576 (1 MiB): a real archive entry is about 100 KB, and a "
+                "longer line is skipped.",
+                id="instrumetriq.E009",
+            )
+        )
     for name in ("BUILD_DEADLINE_UTC", "BUILD_TIME_UTC", "ROTATION_ANNOUNCE_TIME_UTC", "ROTATION_PROMOTE_TIME_UTC"):
         value = getattr(settings, name)
         try:

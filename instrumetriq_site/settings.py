@@ -167,7 +167,11 @@ DOWNLOAD_REDIRECT_EXPIRY = env_int("DOWNLOAD_REDIRECT_EXPIRY", 300)
 BUILD_DEADLINE_UTC = env("BUILD_DEADLINE_UTC", "03:00")
 HEALTHCHECK_PING_URL = env("HEALTHCHECK_PING_URL")
 HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 30)  # /healthz is public; each run asks storage
-BUILD_LOCK_TTL_SECONDS = env_int("BUILD_LOCK_TTL_SECONDS", 900)
+# Where builds on remote storage write their files before uploading them (local storage uses a
+# folder beside its root instead, so files are renamed into place). Cleared by the next run.
+BUILD_SCRATCH_DIR = Path(env("BUILD_SCRATCH_DIR", VAR_DIR / "scratch"))
+# An archive line longer than this is skipped unread and counted (a real entry is about 100 KB).
+MAX_LINE_BYTES = env_int("MAX_LINE_BYTES", 8 * 1024 * 1024)
 
 STORAGE_BACKEND = env("STORAGE_BACKEND", "local")
 LOCAL_STORAGE_ROOT = Path(env("LOCAL_STORAGE_ROOT", VAR_DIR / "storage"))

@@ -32,6 +32,7 @@ def local_storage(settings, tmp_path):
     }
     settings.ARCHIVE_ROOT = tmp_path / "archive"
     settings.ARCHIVE_ROOT.mkdir()
+    settings.BUILD_SCRATCH_DIR = tmp_path / "scratch"  # remote storage's scratch: never shared by tests
     return root
 
 

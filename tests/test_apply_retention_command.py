@@ -83,9 +83,10 @@ def test_keep_days_below_one_is_refused():
         run("--keep-days", "0")
 
 
-def test_a_held_lease_refuses_to_delete(ten_days):
-    with locks.lease(holder="other-host:1"), pytest.raises(CommandError, match="not applied"):
+def test_a_held_lock_refuses_to_delete_and_exits_75(ten_days):
+    with locks.build_lock(holder="other-host:1"), pytest.raises(CommandError, match="not applied") as refused:
         run()
+    assert refused.value.returncode == locks.EXIT_LOCKED
     assert DailyFile.objects.published().count() == 10
     assert BuildRun.objects.get().outcome == BuildRun.Outcome.LOCKED
 

@@ -1,7 +1,9 @@
 """The archive reader tolerates every flaw the spec says real hour files have."""
 
 import gzip
+import hashlib
 import json
+import tracemalloc
 from datetime import date
 
 import pytest
@@ -125,3 +127,170 @@ def test_available_days_ignores_stray_names(tmp_path):
     for name in ("20261118", "20261119", "2026-11-20", "20261399", "latest"):
         (tmp_path / name).mkdir()
     assert archive.available_days(tmp_path) == [date(2026, 11, 18), date(2026, 11, 19)]
+
+
+# --- Bad hours: files that are not read at all -----------------------------------------------------
+
+
+def hour_problems(tmp_path):
+    day = archive.find_day(tmp_path, DAY)
+    return day, day.bad_hours
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "empty"),  # the collector died right after creating it
+        (gzip.compress(b""), "empty"),  # gzip, nothing in it
+        (gzip.compress(line(entry()))[:10], "empty"),  # cut inside the gzip header: nothing yet
+        (line(entry()), "not_gzip"),  # plain JSON lines under the .gz name
+        (b"<html>502 Bad Gateway</html>", "not_gzip"),
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 64, "corrupt_gzip"),
+    ],
+)
+def test_an_empty_or_non_gzip_hour_file_is_a_bad_hour_counted_as_missing(tmp_path, payload, reason):
+    write_hour(tmp_path, "00", gzip.compress(line(entry())))
+    write_hour(tmp_path, "05", payload)
+    day, bad = hour_problems(tmp_path)
+    assert bad == {"05": reason}
+    assert [h.hour for h in day.hours] == ["00"]  # the bad one is never read
+    assert day.hours_found == 1
+    assert "05" in day.missing_hours and "00" not in day.missing_hours
+    assert [read.hour for read in archive.read_day(day)] == ["00"]
+
+
+def test_a_readable_start_makes_a_good_hour_whatever_follows(tmp_path):
+    """The check stops at the first decompressed byte: a corrupt tail is the reader's to count."""
+    write_hour(tmp_path, "00", gzip.compress(line(entry())) + b"\x1f\x8b\x08\x00garbage" * 3)
+    write_hour(tmp_path, "01", gzip.compress(b"") + gzip.compress(line(entry("B"))))  # empty first member
+    day, bad = hour_problems(tmp_path)
+    assert bad == {} and day.hours_found == 2
+
+
+def test_the_fingerprint_of_a_day_without_bad_hours_is_what_it_always_was(tmp_path):
+    """Days published before bad hours existed are not rebuilt for nothing after an upgrade."""
+    sizes = {
+        hour: len(write_hour(tmp_path, hour, gzip.compress(line(entry(hour)))).path.read_bytes())
+        for hour in ("00", "07")
+    }
+    legacy = hashlib.sha256("".join(f"{hour}:{size}\n" for hour, size in sizes.items()).encode()).hexdigest()
+    assert archive.find_day(tmp_path, DAY).fingerprint == legacy
+
+
+def test_a_bad_hour_replaced_by_a_good_file_of_the_same_size_changes_the_fingerprint(tmp_path):
+    good = gzip.compress(line(entry()))
+    write_hour(tmp_path, "00", b"x" * len(good))
+    before = archive.find_day(tmp_path, DAY).fingerprint
+    write_hour(tmp_path, "00", good)
+    assert archive.find_day(tmp_path, DAY).fingerprint != before
+
+
+# --- Duplicates ------------------------------------------------------------------------------------
+
+
+def test_exact_duplicates_are_skipped_across_hours_and_a_conflicting_one_is_kept(tmp_path):
+    a, b, c = entry("A"), entry("B"), entry("C")
+    a_rescored = {**a, "scores": {"final": 55.0}}  # same symbol and time, other content
+    write_hour(tmp_path, "00", gzip.compress(line(a) + line(b) + line(b)))  # a line repeated
+    write_hour(tmp_path, "01", gzip.compress(line(b) + line(a_rescored) + line(c) + line(a_rescored)))
+    hours = list(archive.read_day(archive.find_day(tmp_path, DAY)))
+    assert [[e["symbol"] for e in h.entries] for h in hours] == [["A", "B"], ["A", "C"]]
+    assert [dict(h.skipped) for h in hours] == [{"duplicate": 1}, {"duplicate": 2}]
+    assert [h.conflicting_duplicates for h in hours] == [0, 1]
+    assert hours[1].entries[0]["scores"] == {"final": 55.0}  # both versions are published
+
+
+def test_an_hour_file_copied_twice_is_published_once(tmp_path):
+    member = gzip.compress(b"".join(line(entry(f"S{i}")) for i in range(5)))
+    write_hour(tmp_path, "00", member + member)
+    (hour,) = archive.read_day(archive.find_day(tmp_path, DAY))
+    assert [e["symbol"] for e in hour.entries] == [f"S{i}" for i in range(5)]
+    assert hour.skipped == {"duplicate": 5} and hour.conflicting_duplicates == 0
+
+
+def test_a_repeat_differing_only_in_its_line_ending_is_an_exact_duplicate(tmp_path):
+    text = json.dumps(entry()).encode()
+    write_hour(tmp_path, "00", gzip.compress(text + b"\n" + text + b"\r\n" + text + b"  \n"))
+    (hour,) = archive.read_day(archive.find_day(tmp_path, DAY))
+    assert len(hour.entries) == 1 and hour.skipped == {"duplicate": 2}
+
+
+def test_seen_entries_tell_new_duplicate_and_conflict_apart():
+    seen = archive.SeenEntries()
+    a, a2 = json.dumps(entry("A")).encode(), json.dumps({**entry("A"), "flags": {"x": True}}).encode()
+    assert seen.check(json.loads(a), a) == archive.SeenEntries.NEW
+    assert seen.check(json.loads(a), a) == archive.SeenEntries.DUPLICATE
+    assert seen.check(json.loads(a2), a2) == archive.SeenEntries.CONFLICT
+    assert seen.check(json.loads(a2), a2) == archive.SeenEntries.DUPLICATE
+
+
+# --- Required fields of the wrong type ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"symbol": 42},
+        {"symbol": ["AAVE"]},
+        {"symbol": ""},
+        {"snapshot_ts": 1763596800000},
+        {"snapshot_ts": "  "},
+        {"meta": [7]},
+        {"meta": {"schema_version": "7"}},
+        {"meta": {"schema_version": True}},
+        {"spot_raw": []},
+        {"derived": "n/a"},
+        {"scores": 3.5},
+        {"flags": [True]},
+    ],
+)
+def test_a_required_field_of_the_wrong_type_skips_the_line_instead_of_publishing_a_null(tmp_path, change):
+    write_hour(tmp_path, "00", gzip.compress(line(entry("OK")) + line({**entry("BAD"), **change})))
+    result = archive.read_hour(archive.find_day(tmp_path, DAY).hours[0])
+    assert [e["symbol"] for e in result.entries] == ["OK"]
+    assert result.skipped == {"wrong_type": 1}
+
+
+def test_missing_is_counted_before_wrong_type_and_empty_objects_are_fine():
+    assert archive.entry_problem({**entry(), "symbol": 7, "flags": None}) == "missing_required"
+    assert archive.entry_problem({**entry(), "spot_raw": {}, "scores": {}}) is None
+    assert archive.parse_line(b"  ") == (None, "blank_line")
+    assert archive.parse_line(json.dumps({**entry(), "snapshot_ts": 5}).encode()) == (None, "wrong_type")
+
+
+# --- Over-long lines -------------------------------------------------------------------------------
+
+
+def test_a_line_over_max_line_bytes_is_skipped_and_the_lines_around_it_are_read(tmp_path):
+    long_entry = {**entry("LONG"), "spot_prices": [{"ts": "x" * 100}] * 50}
+    fits = {**entry("FITS"), "pad": "y" * (1000 - len(json.dumps({**entry("FITS"), "pad": ""})))}
+    assert len(json.dumps(fits)) == 1000
+    body = line(entry("A")) + line(long_entry) + line(fits) + line(entry("B")) + json.dumps(long_entry).encode()
+    result = archive.read_hour(write_hour(tmp_path, "00", gzip.compress(body)), max_line_bytes=1000)
+    assert [e["symbol"] for e in result.entries] == ["A", "FITS", "B"]  # exactly the limit is read
+    assert result.skipped == {"line_too_long": 2}  # the last one has no newline: still one line
+
+
+def test_lines_spanning_many_decompressed_chunks_are_read_whole(tmp_path):
+    big = {**entry("BIG"), "pad": "z" * (3 * archive.READ_CHUNK + 123)}
+    body = line(entry("A")) + line(big) + line(entry("B"))
+    result = archive.read_hour(write_hour(tmp_path, "00", gzip.compress(body)))
+    assert [e["symbol"] for e in result.entries] == ["A", "BIG", "B"]
+    assert result.entries[1]["pad"] == big["pad"]
+
+
+def test_a_50_mb_line_is_streamed_past_without_being_held_in_memory(tmp_path):
+    """Its gzip is small (it repeats), so only the reader could make it big: memory stays near the
+    8 MiB limit plus one decompressed chunk, never the line's 50 MB."""
+    huge = b'{"symbol": "HUGE", "pad": "' + b"w" * (50 * 1024 * 1024) + b'"}\n'
+    hour_file = write_hour(tmp_path, "00", gzip.compress(line(entry("A")) + huge + line(entry("B")), 1))
+    del huge
+    tracemalloc.start()
+    try:
+        result = archive.read_hour(hour_file)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [e["symbol"] for e in result.entries] == ["A", "B"]
+    assert result.skipped == {"line_too_long": 1}
+    assert peak < 20 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"

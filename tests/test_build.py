@@ -335,3 +335,105 @@ def test_s3_backend_end_to_end_keys_and_content_types(s3_storage):
         import hashlib
 
         assert hashlib.sha256(body).hexdigest() == row.sha256
+
+
+# --- The archive rules, as subscribers meet them in the published files ----------------------------
+
+
+def replace_hour(hour, payload, day=DAY):
+    (settings.ARCHIVE_ROOT / day.strftime("%Y%m%d") / f"{hour}.jsonl.gz").write_bytes(payload)
+
+
+def published(local_storage, tier, day=DAY):
+    row = DailyFile.objects.get(tier=tier, date=day)
+    return row, pq.read_table(local_storage / row.key)
+
+
+def test_bad_hours_count_as_missing_and_are_listed_with_their_reason(local_storage):
+    write()
+    replace_hour("05", b"")
+    replace_hour("07", b'{"symbol": "AAVE"}\n')  # JSON, not gzipped
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED
+    assert "(partial: 22/24 hours, 2 unreadable: 05 empty, 07 not_gzip)" in result.message
+    for tier in Tier:
+        row, table = published(local_storage, tier)
+        manifest = row.manifest
+        assert manifest["hours_found"] == row.hours_found == 22
+        assert manifest["missing_hours"] == ["05", "07"]
+        assert manifest["bad_hours"] == {"05": "empty", "07": "not_gzip"}
+        assert manifest["is_partial"] is row.is_partial is True
+        assert manifest["coverage_ratio"] == round(22 / 24, 4)
+        assert manifest["rows_by_hour"]["05"] == manifest["rows_by_hour"]["07"] == 0
+        assert table.num_rows == 22 * 5
+
+
+def test_junk_hour_files_cannot_make_up_min_hours(settings):
+    settings.MIN_HOURS = 20
+    write(missing_hours=(0, 1))  # 22 files
+    for hour in ("02", "03", "04"):
+        replace_hour(hour, b"not gzip at all")
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.FAILED and result.cause == build.Cause.INPUT
+    assert result.message.startswith("only 19 of 24 hour files, 3 unreadable: 02 not_gzip, 03 not_gzip, 04 not_gzip")
+    assert not DailyFile.objects.exists()
+
+
+def test_junk_in_a_rebuild_loses_nothing_already_published(local_storage, settings):
+    """A day published from good files, then its hour files damaged: the rebuild fails, and what
+    subscribers were shown (rows, objects, their bytes) is exactly what it was."""
+    settings.MIN_HOURS = 20
+    write()
+    build.build_day(DAY)
+    before = {row.tier: (row.key, row.sha256, row.size_bytes, row.published_at) for row in DailyFile.objects.all()}
+    for hour in ("00", "01", "02", "03", "04"):
+        replace_hour(hour, b"")
+    result = build.build_day(DAY)  # new input (sizes changed): a rebuild is attempted without --force
+    assert result.outcome == build.Outcome.FAILED
+    after = {row.tier: (row.key, row.sha256, row.size_bytes, row.published_at) for row in DailyFile.objects.all()}
+    assert after == before
+    for key, sha256, size, _ in after.values():
+        assert storage.sha256_of(local_storage / key) == sha256 and (local_storage / key).stat().st_size == size
+
+
+def test_archive_flaws_are_published_once_with_every_count_in_the_manifest(local_storage):
+    stats = write(archive_flaws=True)
+    assert stats.bad_hours and stats.conflicting_duplicates == 1
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    assert "1 entries share a symbol and time with a different entry" in result.message
+    duplicates = sum(1 for _, kind in stats.bad_lines if kind == "duplicate")
+    assert duplicates >= 2 + 5  # two replayed lines, and a copied hour's five
+    for tier in Tier:
+        row, table = published(local_storage, tier)
+        manifest = row.manifest
+        assert manifest["bad_hours"] == stats.bad_hours
+        assert manifest["hours_found"] == stats.hours_found == 22
+        assert manifest["row_count"] == table.num_rows == stats.rows
+        assert manifest["rows_by_hour"] == {f"{h:02d}": stats.rows_by_hour.get(f"{h:02d}", 0) for h in range(24)}
+        assert manifest["skipped_lines"]["by_reason"] == {"duplicate": duplicates, "wrong_type": 1}
+        assert manifest["skipped_lines"]["by_hour"] == {h: n for h, n in stats.skipped_by_hour.items() if n}
+        assert manifest["conflicting_duplicates"] == 1
+    _, table = published(local_storage, Tier.TIER3)
+    keys = list(zip(table["symbol"].to_pylist(), table["snapshot_ts"].to_pylist(), strict=True))
+    assert None not in {k for key in keys for k in key}  # the mistyped entry is not a row with a null key
+    repeated = {key for key in keys if keys.count(key) > 1}
+    assert len(repeated) == 1  # the conflicting pair, and nothing else, shares a key
+    scores = [s["final"] for s, key in zip(table["scores"].to_pylist(), keys, strict=True) if key in repeated]
+    assert len(set(scores)) == 2  # both versions
+
+
+def test_over_long_lines_are_skipped_and_counted(local_storage, settings):
+    write()
+    big = dict(raw_entries()[0], snapshot_ts="2026-11-20T00:59:59.999Z")
+    big["spot_prices"] = big["spot_prices"] * 40
+    line = json.dumps(big).encode()
+    settings.MAX_LINE_BYTES = len(line) - 1
+    folder = settings.ARCHIVE_ROOT / "20261120"
+    (folder / "00.jsonl.gz").write_bytes((folder / "00.jsonl.gz").read_bytes() + gzip.compress(line + b"\n"))
+    result = build.build_day(DAY)
+    assert result.outcome == build.Outcome.PUBLISHED
+    manifest = DailyFile.objects.get(tier=Tier.TIER1, date=DAY).manifest
+    assert manifest["skipped_lines"]["by_reason"] == {"line_too_long": 1}
+    assert manifest["skipped_lines"]["by_hour"] == {"00": 1}
+    assert manifest["row_count"] == 24 * 5

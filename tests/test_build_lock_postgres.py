@@ -1,12 +1,13 @@
 """Two real OS processes run ``build_daily`` at the same moment against one database: one builds, the
-other records a ``locked`` run and builds nothing.
+other records a ``locked`` run, builds nothing and exits 75.
 
 This is the guarantee that lets several hosts share one PostgreSQL (docs/deployment.md): the build
-lease lives in the database, not in a lock file. The processes are released together from a
-barrier and race for the lease; the winner then holds it (it waits inside the build for the test's
-signal) until the loser has finished, so the overlap is certain rather than left to timing. On the
-PostgreSQL leg the children share a scratch PostgreSQL database, on the SQLite leg a SQLite file:
-pytest-django's own test databases cannot be shared with other processes.
+lock is held by the database server (a session-level advisory lock), on SQLite by the kernel (a
+file lock beside the database). The processes are released together from a barrier and race for
+the lock; the winner then holds it (it waits inside the build for the test's signal) until the
+loser has finished, so the overlap is certain rather than left to timing. On the PostgreSQL leg
+the children share a scratch PostgreSQL database, on the SQLite leg a SQLite file: pytest-django's
+own test databases cannot be shared with other processes.
 """
 
 import json
@@ -23,14 +24,14 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from deliveries import sample
+from deliveries import locks, sample
 
 BASE_DIR = Path(settings.BASE_DIR)
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 WAIT_SECONDS = 120
 
 # Each child: set Django up, say it is ready, wait at the barrier, then run the real command. Its
-# build_day marks that it holds the lease and waits for the release file before building.
+# build_day marks that it holds the lock and waits for the release file before building.
 CHILD = r"""
 import os, sys, time
 from pathlib import Path
@@ -38,7 +39,7 @@ from pathlib import Path
 import django
 
 django.setup()
-from django.core.management import call_command
+from django.core.management import execute_from_command_line
 
 from deliveries import build
 
@@ -56,16 +57,16 @@ def wait_for(path):
 real_build_day = build.build_day
 
 
-def build_day_holding_the_lease(*args, **kwargs):
+def build_day_holding_the_lock(*args, **kwargs):
     (work / f"building-{os.getpid()}").touch()
     wait_for(work / "release")
     return real_build_day(*args, **kwargs)
 
 
-build.build_day = build_day_holding_the_lease
+build.build_day = build_day_holding_the_lock
 (work / f"ready-{os.getpid()}").touch()
 wait_for(work / "go")
-call_command("build_daily", "--date", day)
+execute_from_command_line(["manage.py", "build_daily", "--date", day])  # exits as manage.py does
 """
 
 REPORT = r"""
@@ -73,12 +74,11 @@ import json
 import django
 
 django.setup()
-from deliveries.models import BuildRun, DailyFile, Lease
+from deliveries.models import BuildRun, DailyFile
 
 print(json.dumps({
-    "runs": list(BuildRun.objects.order_by("pk").values("outcome", "error", "results", "steps")),
+    "runs": list(BuildRun.objects.order_by("pk").values("outcome", "error", "results", "steps", "holder")),
     "daily_files": list(DailyFile.objects.values_list("tier", "date")),
-    "leases": Lease.objects.count(),
 }, default=str))
 """
 
@@ -200,15 +200,15 @@ def test_two_processes_one_build(tmp_path):
         ]
         try:
             wait_until(lambda: len(list(work.glob("ready-*"))) == 2, "both processes to be ready")
-            (work / "go").touch()  # the barrier: both race for the lease from here
-            # The winner is inside the build, holding the lease; the loser must finish without building.
+            (work / "go").touch()  # the barrier: both race for the lock from here
+            # The winner is inside the build, holding the lock; the loser must finish without building.
             # (Two in the build at once is the failure this test exists for: stop waiting then too.)
             wait_until(
                 lambda: (
                     len(list(work.glob("building-*"))) == 2
                     or (list(work.glob("building-*")) and any(c.poll() is not None for c in children))
                 ),
-                "one process to hold the lease and the other to give up",
+                "one process to hold the lock and the other to give up",
             )
             building = list(work.glob("building-*"))
             assert len(building) == 1, f"both processes entered the build: {building}"
@@ -220,9 +220,11 @@ def test_two_processes_one_build(tmp_path):
                 if child.poll() is None:
                     child.kill()
                     child.wait()
-        for child in children:
-            assert child.returncode == 0, outputs[child.pid]
-        loser_pid = next(pid for pid in outputs if pid != winner_pid)
+        loser = next(child for child in children if child.pid != winner_pid)
+        winner = next(child for child in children if child.pid == winner_pid)
+        assert winner.returncode == 0, outputs[winner_pid]
+        assert loser.returncode == locks.EXIT_LOCKED, outputs[loser.pid]  # "try again later", not success
+        loser_pid = loser.pid
         assert "another build is running" in outputs[loser_pid]
         assert f":{winner_pid}:" in outputs[loser_pid]  # the holder id names the winning process
         assert "build_daily success" in outputs[winner_pid]
@@ -233,6 +235,7 @@ def test_two_processes_one_build(tmp_path):
     assert outcomes == ["locked", "success"]
     locked = next(run for run in report["runs"] if run["outcome"] == "locked")
     assert locked["results"] == [] and locked["steps"] == []  # it did nothing at all
-    assert "build is held by" in locked["error"]
+    assert "the build lock is held by" in locked["error"] and locked["holder"] == ""
+    winner_run = next(run for run in report["runs"] if run["outcome"] == "success")
+    assert f":{winner_pid}:" in winner_run["holder"]
     assert sorted(report["daily_files"]) == [[tier, day.isoformat()] for tier in ("tier1", "tier2", "tier3")]
-    assert report["leases"] == 0  # released by the winner

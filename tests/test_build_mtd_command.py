@@ -87,10 +87,11 @@ def test_a_failed_bundle_exits_non_zero_after_reporting_every_tier():
     assert BuildRun.objects.get().outcome == BuildRun.Outcome.FAILED
 
 
-def test_a_held_lease_refuses_to_build():
+def test_a_held_lock_refuses_to_build_and_exits_75():
     publish_day("tier1", date(2026, 11, 5))
-    with locks.lease(holder="other-host:1"), pytest.raises(CommandError, match="held by other-host"):
+    with locks.build_lock(holder="other-host:1"), pytest.raises(CommandError, match="held by other-host:1") as refused:
         run()
+    assert refused.value.returncode == locks.EXIT_LOCKED
     assert not MonthBundle.objects.exists()
     assert BuildRun.objects.get().outcome == BuildRun.Outcome.LOCKED
 

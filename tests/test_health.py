@@ -96,6 +96,17 @@ def test_a_later_dry_run_or_locked_run_does_not_hide_a_failed_build():
     assert codes(health.run_checks(now=AFTER_DEADLINE)) == [("build_failed", None)]
 
 
+def test_a_crashed_last_build_is_a_failed_build_until_a_later_one_finishes():
+    healthy_system()
+    record_build(BuildRun.Outcome.CRASHED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    BuildRun.objects.create(command="build_daily", started_at=datetime(2026, 11, 20, 1, 5, tzinfo=UTC))  # the rerun
+    problems = health.run_checks(now=AFTER_DEADLINE)
+    assert codes(problems) == [("build_failed", None)]
+    assert problems[0].message == "last build_daily run (started 2026-11-20 01:00 UTC) crashed"
+    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC))
+    assert health.run_checks(now=AFTER_DEADLINE) == []
+
+
 def test_an_mtd_that_lacks_a_published_day_is_a_problem():
     healthy_system(through=TODAY - timedelta(days=2))
     for tier in Tier.values:

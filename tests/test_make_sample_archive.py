@@ -65,6 +65,21 @@ def test_flaws_go_on_the_last_day_and_are_reported(settings):
     assert "flaws on 2026-11-23" in lines[-1]
 
 
+def test_archive_flaws_go_on_the_last_day_and_are_reported(settings):
+    lines = run("--days", "2", "--end", "2026-11-23", "--archive-flaws")
+    assert len(hour_files(settings.ARCHIVE_ROOT / "20261123")) == 24  # written, two of them bad
+    assert "flaws" not in lines[0]
+    assert "06:empty" in lines[1] and "16:not_gzip" in lines[1] and "03:duplicate" in lines[1]
+    assert "wrong_type" in lines[1]
+    assert "flaws on 2026-11-23" in lines[-1] and "48 hour files" in lines[-1]
+
+
+def test_archive_flaws_with_flaws_on_a_partial_last_day_are_refused(settings):
+    with pytest.raises(CommandError, match="21 hour files"):
+        run("--days", "1", "--end", "2026-11-23", "--archive-flaws", "--flaws", "--partial-day", "2026-11-23")
+    assert not any(settings.ARCHIVE_ROOT.iterdir())
+
+
 def test_partial_day_is_repeatable_and_has_21_hour_files(settings):
     run("--days", "3", "--end", "2026-11-23", "--partial-day", "2026-11-21", "--partial-day", "20261123")
     counts = {p.name: len(hour_files(p)) for p in settings.ARCHIVE_ROOT.iterdir()}

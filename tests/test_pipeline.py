@@ -1,16 +1,18 @@
-"""The nightly pipeline: step order, skip-on-failure, catch-up, the lease, the ping."""
+"""The nightly pipeline: step order, skip-on-failure, catch-up, the build lock, the ping."""
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from unittest import mock
 
 import pytest
 import time_machine
 from django.conf import settings
-from django.utils import timezone
 
 from deliveries import locks, pipeline, sample, storage
-from deliveries.models import BuildRun, DailyFile, Lease, MonthBundle
+from deliveries.models import BuildRun, DailyFile, MonthBundle
 from deliveries.tiers import Tier
+
+from .test_locks import lose_the_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -99,30 +101,57 @@ def test_old_day_that_is_still_incomplete_does_not_fail_every_night(settings):
 
 def test_second_overlapping_run_sees_the_first_and_leaves():
     write_days(YESTERDAY)
-    locks.acquire(locks.BUILD_LEASE, "other-host:123", ttl=600)
-    result = pipeline.run_nightly()
+    with locks.build_lock(holder="other-host:123"):
+        result = pipeline.run_nightly()
     assert result.outcome == BuildRun.Outcome.LOCKED
     assert "other-host:123" in result.locked_by
+    assert "another build is running" in result.summary()
     assert not DailyFile.objects.exists()
-    assert Lease.objects.get().holder == "other-host:123"
+    locked = BuildRun.objects.get(pk=result.run.pk)
+    assert locked.steps == [] and locked.results == [] and locked.holder == ""
 
 
-def test_lease_of_a_crashed_run_expires_and_the_next_run_proceeds(frozen_clock):
+def test_a_run_left_running_by_a_dead_lock_holder_is_marked_crashed_and_the_next_run_proceeds():
     write_days(YESTERDAY)
-    locks.acquire(locks.BUILD_LEASE, "crashed:1", ttl=60)
-    frozen_clock.shift(timedelta(minutes=5))
+    dead = BuildRun.objects.create(command="build_daily", holder="gone-host:41:deadbeef", steps=[{"name": "daily"}])
+    dry = BuildRun.objects.create(command="build_mtd")  # a dry run never holds the lock: not judged
     result = pipeline.run_nightly()
     assert result.outcome == BuildRun.Outcome.SUCCESS
-    assert not Lease.objects.exists()  # released at the end
+    dead.refresh_from_db()
+    assert dead.outcome == BuildRun.Outcome.CRASHED
+    assert "the process ended without recording an outcome" in dead.error
+    assert result.run.holder in dead.error  # which run noticed it
+    assert dead.steps == [{"name": "daily"}]  # how far it got stays readable
+    dry.refresh_from_db()
+    assert dry.outcome == BuildRun.Outcome.RUNNING
 
 
-def test_lease_taken_over_only_once_by_compare_and_set():
-    locks.acquire(locks.BUILD_LEASE, "a", ttl=1)
-    Lease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    locks.acquire(locks.BUILD_LEASE, "b", ttl=600)
-    with pytest.raises(locks.LeaseHeld):
-        locks.acquire(locks.BUILD_LEASE, "c", ttl=600)
-    assert not locks.renew(locks.BUILD_LEASE, "a", ttl=600)
+def test_the_lock_is_released_when_the_run_has_recorded_its_outcome():
+    write_days(YESTERDAY)
+    result = pipeline.run_nightly()
+    assert BuildRun.objects.get(pk=result.run.pk).holder == result.run.holder != ""
+    with locks.build_lock() as lock:  # free again
+        assert lock.is_held()
+
+
+def test_a_run_that_loses_the_lock_stops_before_its_next_day():
+    write_days(*days_back(2))
+    real = pipeline._build_one_day
+    seen = []
+
+    def build_then_lose_the_lock(day, *args):
+        seen.append(day)
+        if len(seen) == 1:
+            lose_the_lock()
+        return real(day, *args)
+
+    with mock.patch.object(pipeline, "_build_one_day", build_then_lose_the_lock):
+        result = pipeline.run_nightly(days=days_back(2))
+    assert seen == days_back(2)[:1]
+    run = BuildRun.objects.get(pk=result.run.pk)
+    assert run.outcome == BuildRun.Outcome.FAILED
+    assert "the build lock was lost" in run.error
+    assert [s["name"] for s in run.steps] == ["daily"]  # mtd, retention, index never ran
 
 
 def test_backfill_builds_every_day_and_the_mtd_once():

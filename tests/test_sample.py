@@ -495,6 +495,60 @@ def test_partial_day_with_flaws_still_has_every_flaw(tmp_path):
     assert stats.bad_lines[-1][0] == "22"
 
 
+@pytest.fixture(scope="module")
+def archive_flawed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("archive_flawed")
+    return sample.write_day(root, DAY, seed=5, entries_per_hour=6, samples_per_entry=10, flaws=True, archive_flaws=True)
+
+
+def test_archive_flaws_write_an_empty_and_a_plain_text_hour_file(archive_flawed):
+    assert archive_flawed.bad_hours == {"06": "empty", "17": "not_gzip"}  # indices 6 and 16; 13 is missing
+    assert (archive_flawed.path / "06.jsonl.gz").read_bytes() == b""
+    plain = (archive_flawed.path / "17.jsonl.gz").read_bytes()
+    assert plain[:2] != b"\x1f\x8b" and all(parse(line) for line in plain.splitlines())
+    assert archive_flawed.hours_found == 21 and archive_flawed.is_partial
+    assert archive_flawed.rows_by_hour["06"] == archive_flawed.rows_by_hour["17"] == 0
+
+
+def test_archive_flaws_are_what_a_plain_reader_sees(archive_flawed):
+    """Repeats byte for byte (a replayed buffer across hours, a copied hour file), one key with two
+    contents, one snapshot_ts that is a number: the stats say exactly that."""
+    seen_lines, keys, seen = set(), Counter(), []
+    for path in sorted(archive_flawed.path.glob("*.jsonl.gz")):
+        hh = path.name[:2]
+        if hh in archive_flawed.bad_hours:
+            continue
+        lines, _, _ = read_hour(path)
+        for raw in lines:
+            value = parse(raw)
+            if value is None:
+                continue
+            if not isinstance(value.get("snapshot_ts"), str):
+                seen.append((hh, "wrong_type"))
+            elif raw.strip() in seen_lines:
+                seen.append((hh, "duplicate"))
+            else:
+                seen_lines.add(raw.strip())
+                keys[value["symbol"], value["snapshot_ts"]] += 1
+    expected = [(hh, kind) for hh, kind in archive_flawed.bad_lines if kind in ("duplicate", "wrong_type")]
+    assert seen == expected
+    assert Counter(kind for _, kind in seen) == {"duplicate": 2 + 6, "wrong_type": 1}
+    assert {hh for hh, kind in seen if kind == "duplicate"} == {"03", "20"}  # replayed into 03, 20 copied
+    assert [key for key, n in keys.items() if n > 1] and sum(n - 1 for n in keys.values()) == 1
+    assert sum(keys.values()) == archive_flawed.rows
+
+
+def test_archive_flaws_need_21_hour_files(tmp_path):
+    with pytest.raises(ValueError, match="21 hour files"):
+        sample.write_day(tmp_path, DAY, archive_flaws=True, missing_hours=(1, 2, 3, 4))
+
+
+def test_write_archive_puts_archive_flaws_on_the_last_day_only(tmp_path):
+    results = sample.write_archive(tmp_path, 2, end=DAY, archive_flaws=True)
+    assert [s.bad_hours for s in results] == [{}, {"06": "empty", "16": "not_gzip"}]
+    assert [s.conflicting_duplicates for s in results] == [0, 1]
+
+
 def test_rewriting_a_day_removes_hour_files_it_should_lack(tmp_path):
     sample.write_day(tmp_path, DAY)
     stats = sample.write_day(tmp_path, DAY, missing_hours=(7, 8))

@@ -24,7 +24,7 @@ class Command(BaseCommand):
             raise CommandError("--keep-days must be at least 1")
         arguments = {"keep_days": keep_days, "tiers": tiers, "dry_run": dry_run, "delete_orphans": delete_orphans}
         try:
-            with recorded_run("apply_retention", arguments, lease=not dry_run) as recorder:
+            with recorded_run("apply_retention", arguments, lock=not dry_run) as recorder:
                 report = retention.apply_retention(
                     keep_days=keep_days, dry_run=dry_run, delete_orphans=delete_orphans, tiers=tiers
                 )
@@ -35,8 +35,10 @@ class Command(BaseCommand):
                     )
                 if dry_run:
                     recorder.finish(BuildRun.Outcome.DRY_RUN)
-        except locks.LeaseHeld as exc:
-            raise CommandError(f"retention not applied: {exc}") from None
+        except locks.BuildLocked as exc:
+            raise CommandError(
+                f"retention not applied: {exc}; rerun it once that one has finished", returncode=locks.EXIT_LOCKED
+            ) from None
         except storage.StorageError as exc:
             raise CommandError(f"retention stopped (a rerun completes it): {exc}") from None
         removed = set(report.orphans_removed)

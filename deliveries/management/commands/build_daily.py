@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from deliveries import pipeline
+from deliveries import locks, pipeline
 from deliveries.build import parse_day, yesterday
 from deliveries.tiers import Tier
 
@@ -38,9 +38,13 @@ class Command(BaseCommand):
             progress=(lambda message: self.stdout.write(message)) if verbosity >= 1 else None,
         )
         summary = f"build_daily {result.summary()} (run #{result.run.pk})"
+        if result.locked_by:
+            # Not a success (nothing was built) and not a failure (nothing is broken): exit 75,
+            # EX_TEMPFAIL, "try again later". See docs/operations.md, "Another build is running".
+            raise CommandError(summary, returncode=locks.EXIT_LOCKED)
         if not result.ok:
             raise CommandError(summary)
-        self.stdout.write(self.style.SUCCESS(summary) if result.outcome != "locked" else self.style.WARNING(summary))
+        self.stdout.write(self.style.SUCCESS(summary))
 
     def requested_days(self, options):
         """None for the nightly default; else the explicit days, after refusing impossible ones."""

@@ -39,7 +39,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         arguments = {"tiers": tiers, "months": [f"{m:%Y-%m}" for m in months], "dry_run": dry_run, "force": force}
         try:
-            with recorded_run("build_mtd", arguments, lease=not dry_run) as recorder:
+            with recorded_run("build_mtd", arguments, lock=not dry_run) as recorder:
                 results = mtd.build_months(tiers, months or None, dry_run=dry_run, force=force)
                 for result in results:
                     recorder.run.results.append(
@@ -59,6 +59,8 @@ class Command(BaseCommand):
                     recorder.finish(BuildRun.Outcome.DRY_RUN)
                 elif not any(r.outcome == "built" for r in results):
                     recorder.finish(BuildRun.Outcome.NOTHING_TO_DO)
-        except locks.LeaseHeld as exc:
-            raise CommandError(f"not built: {exc}") from None
+        except locks.BuildLocked as exc:
+            raise CommandError(
+                f"not built: {exc}; rerun it once that one has finished", returncode=locks.EXIT_LOCKED
+            ) from None
         self.stdout.write(summary if results else "nothing to build: no month has a published day before today")

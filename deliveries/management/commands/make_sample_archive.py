@@ -34,6 +34,12 @@ class Command(BaseCommand):
             "--flaws", action="store_true", help="last day: a missing hour, bad lines, a truncated gzip tail"
         )
         parser.add_argument(
+            "--archive-flaws",
+            action="store_true",
+            help="last day: an empty and a non-gzip hour file, repeated entries (a replayed buffer, an hour file "
+            "copied twice), a conflicting duplicate, a mistyped entry",
+        )
+        parser.add_argument(
             "--partial-day",
             action="append",
             default=[],
@@ -58,12 +64,15 @@ class Command(BaseCommand):
         outside = sorted(str(day) for day in partial if day not in dates)
         if outside:
             raise CommandError(f"--partial-day outside {dates[0]}..{dates[-1]}: {', '.join(outside)}")
+        if options["archive_flaws"] and options["flaws"] and dates[-1] in partial:
+            raise CommandError("--archive-flaws needs 21 hour files on the last day: not with --flaws on a partial day")
         root = Path(options["root"] or settings.ARCHIVE_ROOT)
         kwargs = dict(
             seed=options["seed"],
             entries_per_hour=options["entries_per_hour"],
             samples_per_entry=options["samples_per_entry"],
             flaws=options["flaws"],
+            archive_flaws=options["archive_flaws"],
             partial_days=partial,
         )
         if options["dry_run"]:
@@ -71,11 +80,11 @@ class Command(BaseCommand):
             return
         results = sample.write_archive(root, dates, on_day=self.progress, **kwargs)
         rows = sum(stats.rows for stats in results)
-        files = sum(stats.hours_found for stats in results)
+        files = sum(len(stats.hours) for stats in results)
         size = sum(stats.gz_bytes for stats in results)
         seconds = sum(stats.seconds for stats in results)
         notes = [f"{sum(stats.is_partial for stats in results)} partial"]
-        if options["flaws"]:
+        if options["flaws"] or options["archive_flaws"]:
             notes.append(f"flaws on {dates[-1]}")
         plural = "" if len(results) == 1 else "s"
         self.stdout.write(
@@ -88,13 +97,14 @@ class Command(BaseCommand):
         flaws = [f"{hh}:{kind}" for hh, kind in stats.bad_lines]
         if stats.coerced_hour:
             flaws.append(f"{stats.coerced_hour}:coerced")
-        flaws = f", flaws: {' '.join(sorted(flaws))}" if stats.flaws else ""
+        flaws += [f"{hh}:{reason}" for hh, reason in stats.bad_hours.items()]
+        flaws = f", flaws: {' '.join(sorted(flaws))}" if stats.flaws or stats.archive_flaws else ""
         self.stdout.write(
             f"{stats.day}  {stats.hours_found:2d} hours  {stats.rows:6d} entries  {stats.gz_bytes / 1e6:8.2f} MB"
             f"  {stats.seconds:6.2f} s{missing}{flaws}"
         )
 
-    def dry_run(self, root, dates, *, partial_days, flaws, **sizes):
+    def dry_run(self, root, dates, *, partial_days, flaws, archive_flaws, **sizes):
         for day in dates:
             missing = set(sample.partial_day_missing_hours(day, sizes["seed"])) if day in partial_days else set()
             if flaws and day == dates[-1]:

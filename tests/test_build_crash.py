@@ -1,0 +1,177 @@
+"""A build killed with SIGKILL never blocks the next one: real processes, on both databases.
+
+A child process runs ``manage.py build_daily`` and is killed (SIGKILL: no cleanup, no ``finally``)
+while it holds the build lock, after it has written its Parquet files to the scratch folder. The
+very next ``manage.py build_daily`` must build at once (the lock died with its holder: the
+PostgreSQL server ended the session, the kernel dropped the file lock), record the killed run as
+``crashed``, and leave no scratch behind, on local storage and on S3 (moto over HTTP).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from deliveries import sample
+
+from .conftest import create_bucket
+from .test_build_lock_postgres import BASE_DIR, child_env, manage, python, shared_database, wait_until
+
+# The child writes the day's files to scratch, says so, and waits there to be killed.
+KILLED_CHILD = r"""
+import sys, time
+from pathlib import Path
+
+import django
+
+django.setup()
+from django.core.management import execute_from_command_line
+
+from deliveries import build
+
+marker = Path(sys.argv[1])
+real_write_day_files = build.write_day_files
+
+
+def write_then_hang(*args, **kwargs):
+    written = real_write_day_files(*args, **kwargs)
+    marker.write_text(str(written.paths[next(iter(written.paths))]))
+    time.sleep(600)
+
+
+build.write_day_files = write_then_hang
+execute_from_command_line(["manage.py", "build_daily", "--date", sys.argv[2]])
+"""
+
+REPORT = r"""
+import json
+import django
+
+django.setup()
+from deliveries.models import BuildRun, DailyFile
+
+print(json.dumps({
+    "runs": list(BuildRun.objects.order_by("pk").values("outcome", "error", "holder", "steps")),
+    "daily_files": sorted(DailyFile.objects.values_list("tier", flat=True)),
+}))
+"""
+
+
+def storage_env(kind, tmp_path, moto_server):
+    if kind == "local":
+        return {"STORAGE_BACKEND": "local", "LOCAL_STORAGE_ROOT": tmp_path / "storage"}
+    _, bucket = create_bucket(moto_server, "crash")
+    return {
+        "STORAGE_BACKEND": "s3",
+        "R2_ENDPOINT": moto_server,
+        "R2_BUCKET": bucket,
+        "R2_ACCESS_KEY_ID": "testing",
+        "R2_SECRET_ACCESS_KEY": "testing",
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+    }
+
+
+def scratch_of(kind, tmp_path):
+    return tmp_path / "storage" / ".incoming-work" if kind == "local" else tmp_path / "scratch"
+
+
+@pytest.mark.parametrize("kind", ["local", pytest.param("s3", marks=pytest.mark.s3)])
+def test_a_rerun_right_after_a_sigkill_builds_and_marks_the_killed_run_crashed(kind, tmp_path, moto_server):
+    day = sample.yesterday_utc()
+    archive = tmp_path / "archive"
+    sample.write_day(archive, day, entries_per_hour=2, samples_per_entry=5)
+    marker = tmp_path / "written"
+    with shared_database(tmp_path) as url:
+        env = child_env(
+            DATABASE_URL=url,
+            ARCHIVE_ROOT=archive,
+            VAR_DIR=tmp_path / "var",
+            BUILD_SCRATCH_DIR=tmp_path / "scratch",
+            **storage_env(kind, tmp_path, moto_server),
+        )
+        manage(env, "migrate", "--noinput")
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_CHILD, str(marker), day.isoformat()],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_until(lambda: marker.exists() or child.poll() is not None, "the child to write its files")
+            assert marker.exists(), child.communicate()[0]
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert child.returncode == -signal.SIGKILL
+        scratch = scratch_of(kind, tmp_path)
+        left = sorted(p.name for p in scratch.iterdir())
+        assert left and all(name.startswith("instrumetriq-build-") for name in left)  # what the kill left
+
+        out = manage(env, "build_daily", "--date", day.isoformat())  # at once: no waiting out a lease
+
+        assert "build_daily success" in out
+        report = json.loads(python(env, REPORT))
+        if url.startswith("sqlite"):  # the kernel's lock, on a file beside the database file
+            assert (tmp_path / "lock.sqlite3.build-lock").is_file()
+    crashed, rerun = report["runs"]
+    assert crashed["outcome"] == "crashed"
+    assert f":{child.pid}:" in crashed["holder"]
+    assert "the process ended without recording an outcome" in crashed["error"]
+    assert rerun["holder"] in crashed["error"]
+    assert rerun["outcome"] == "success"
+    assert report["daily_files"] == ["tier1", "tier2", "tier3"]
+    assert list(scratch.iterdir()) == []  # the killed run's work folder is gone, and the rerun's own
+
+
+def test_a_run_refused_by_a_live_holder_then_proceeds_once_that_holder_is_killed(tmp_path):
+    """The refusal is honest (exit 75, a ``locked`` run) while the holder lives; the moment it is
+    killed, the same command builds."""
+    day = sample.yesterday_utc()
+    archive = tmp_path / "archive"
+    sample.write_day(archive, day, entries_per_hour=2, samples_per_entry=5)
+    marker = tmp_path / "written"
+    with shared_database(tmp_path) as url:
+        env = child_env(
+            DATABASE_URL=url, ARCHIVE_ROOT=archive, VAR_DIR=tmp_path / "var", LOCAL_STORAGE_ROOT=tmp_path / "storage"
+        )
+        manage(env, "migrate", "--noinput")
+        holder = subprocess.Popen(
+            [sys.executable, "-c", KILLED_CHILD, str(marker), day.isoformat()],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_until(lambda: marker.exists() or holder.poll() is not None, "the holder to write its files")
+            assert marker.exists(), holder.communicate()[0]
+            refused = subprocess.run(
+                [sys.executable, "manage.py", "build_daily", "--date", day.isoformat()],
+                cwd=BASE_DIR,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert refused.returncode == 75, refused.stdout + refused.stderr
+            assert "the build lock is held by" in refused.stderr and f":{holder.pid}:" in refused.stderr
+            os.kill(holder.pid, signal.SIGKILL)
+            holder.wait(timeout=30)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait()
+        assert "build_daily success" in manage(env, "build_daily", "--date", day.isoformat())
+        report = json.loads(python(env, REPORT))
+    assert [run["outcome"] for run in report["runs"]] == ["crashed", "locked", "success"]
+    assert report["daily_files"] == ["tier1", "tier2", "tier3"]
