@@ -70,6 +70,14 @@ def test_check_deploy_is_clean_in_production_mode(tmp_path):
         TOKEN_SECRET="t" * 64,
         ALLOWED_HOSTS="data.example.com",
         SITE_URL="https://data.example.com",
+        # As deployed: PostgreSQL and R2 (SQLite and local storage are deploy warnings, W104/W103).
+        # check --deploy connects to neither.
+        DATABASE_URL="postgres://instrumetriq@db.invalid:5432/instrumetriq",
+        STORAGE_BACKEND="s3",
+        R2_ENDPOINT="https://account.r2.cloudflarestorage.com",
+        R2_ACCESS_KEY_ID="key-id",
+        R2_SECRET_ACCESS_KEY="secret-access-key",
+        R2_BUCKET="deliveries",
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
