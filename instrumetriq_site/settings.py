@@ -168,6 +168,9 @@ BUILD_DEADLINE_UTC = env("BUILD_DEADLINE_UTC", "03:00")
 HEALTHCHECK_PING_URL = env("HEALTHCHECK_PING_URL")
 HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 30)  # /healthz is public; each run asks storage
 BUILD_LOCK_TTL_SECONDS = env_int("BUILD_LOCK_TTL_SECONDS", 900)
+# Parquet files assembled from other files' column chunks (deliveries/splice.py); 0 encodes every
+# row with pyarrow instead (same rows, slower): the way back if a reader ever disagrees.
+PARQUET_SPLICE = env_bool("PARQUET_SPLICE", True)
 
 STORAGE_BACKEND = env("STORAGE_BACKEND", "local")
 LOCAL_STORAGE_ROOT = Path(env("LOCAL_STORAGE_ROOT", VAR_DIR / "storage"))

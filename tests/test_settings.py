@@ -54,7 +54,9 @@ def test_s3_backend_without_credentials_is_refused_by_name(tmp_path):
     assert "R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY" in result.stderr
 
 
-@pytest.mark.parametrize(("name", "value"), [("DEBUG", "maybe"), ("MIN_HOURS", "twenty")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("DEBUG", "maybe"), ("MIN_HOURS", "twenty"), ("PARQUET_SPLICE", "perhaps")]
+)
 def test_malformed_values_are_refused_with_the_setting_name(tmp_path, name, value):
     result = load_settings(tmp_path, **{name: value})
     assert result.returncode != 0
