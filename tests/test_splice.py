@@ -289,3 +289,29 @@ def test_the_encoding_writer_refuses_a_file_of_another_schema(tmp_path):
         pytest.raises(splice.SpliceError, match="schema"),
     ):
         writer.add(splice.Source(fh))
+
+
+def test_a_chunk_copied_whole_to_a_wrong_offset_is_caught_by_decoding_its_first_row(tmp_path, monkeypatch):
+    """Row groups copied whole are decoded to their first row: enough to show every chunk starts
+    where the footer says (the rest of a chunk is its source's bytes, in order)."""
+    layout = encoding.layout("tier2")
+    path = next(p for p, kind in encoding.leaf_columns("tier2") if kind == "DOUBLE" and ".list." not in p)
+    sources = [
+        write_hours(tmp_path / f"{day}.parquet", dense_table("tier2", 20, seed=day), "tier2", 20) for day in (1, 2)
+    ]
+    real_copy_whole = splice.Writer._copy_whole
+
+    def two_bytes_early(self, source, chunk):
+        moved = real_copy_whole(self, source, chunk)
+        if ".".join(p.decode() for p in moved.value(splice.META_PATH)[1]) == path:
+            moved.set(splice.META_DATA_PAGE, splice.I64, moved.value(splice.META_DATA_PAGE) - 2)
+        return moved
+
+    monkeypatch.setattr(splice.Writer, "_copy_whole", two_bytes_early)
+    with splice.Writer(tmp_path / "out.parquet", layout) as writer:
+        for source in sources:
+            with pa.OSFile(str(source), "r") as fh:
+                writer.add(splice.Source(fh))
+        with pytest.raises(splice.SpliceError, match="does not read back"):
+            writer.close()
+    assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_rows == 40  # the footer alone looks right
