@@ -6,16 +6,27 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/instrumetriq
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-sqlite test-postgres lint format venv chromium migrate demo doctor bench clean
+.PHONY: run test test-sqlite test-postgres lint format venv lock chromium migrate demo doctor bench clean
 
+# The virtualenv is installed from the lock files only, every file checked against its hash
+# (requirements*.txt name what we depend on; `make lock` compiles them into the locks).
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
+
+# Recompile the locks after changing requirements.txt or requirements-dev.txt (uv, from the dev
+# lock): one resolution for every platform and Python 3.11+, runtime first, then the dev tools
+# constrained to the runtime's versions so both locks agree. Commit the .lock files it writes.
+LOCK = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock"
+
+lock: venv
+	$(LOCK) requirements.txt -o requirements.lock
+	$(LOCK) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput

@@ -278,14 +278,15 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
 
 
 def merge_hours(hourly, path, tier):
-    """Tier 3's hour row groups merged into one (``splice.compact``), the hour file removed.
+    """Tier 3's hour row groups merged into one (``splice.compact``, or encoded again by pyarrow
+    with ``PARQUET_SPLICE=0``), the hour file removed.
 
     The merge only makes the file better to copy and to read; the hour file is a valid file of
     the same rows. So if the merge fails, the day is published with its hour row groups (the
     bundle still takes it, a bounded number of row groups at a time) rather than not at all.
     """
     try:
-        splice.compact(hourly, path, encoding.layout(tier))
+        encoding.compact(hourly, path, tier, spliced=settings.PARQUET_SPLICE)
     except splice.SpliceError as exc:
         logger.warning("%s: merging the hour row groups failed (%s); publishing them as they are", tier, exc)
         Path(path).unlink(missing_ok=True)

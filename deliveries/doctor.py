@@ -1,9 +1,11 @@
 """``manage.py doctor``: is this machine configured the way a real deployment needs?
 
 ``healthcheck`` asks whether the deliveries are fresh; the doctor asks whether the setup can work at
-all: settings, database, storage permissions, presigned links, the archive, tokens, cron and the
-clock. Each finding is a ``Check`` in plain words. Messages never carry a secret: no keys, no
-tokens, no presigned URL (every message goes through ``_scrub`` on its way out).
+all. Settings are Django's system checks (``check --deploy``, ours in ``instrumetriq_site/checks.py``),
+which the doctor reports as they are; everything else here is a live probe: the database, storage
+permissions, presigned links, the archive, tokens, cron and the clock. Each finding is a ``Check``
+in plain words. Messages never carry a secret: no keys, no tokens, no presigned URL (every message
+goes through ``_scrub`` on its way out).
 
 Checks that cannot run because something they need failed (storage unreachable: no round trip;
 database not migrated: no token check) are left out rather than reported twice.
@@ -12,6 +14,7 @@ database not migrated: no token check) are left out rather than reported twice.
 import contextlib
 import email.utils
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -21,13 +24,11 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks as django_checks
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
-from django.http.request import validate_host
 from django.utils import timezone
 
 from instrumetriq_site.logging import redact
@@ -36,13 +37,12 @@ from . import archive, storage
 from .tiers import Tier
 
 ERROR, WARNING = "error", "warning"
-GROUPS = ("settings", "django", "database", "storage", "archive", "tokens", "cron", "clock")
+GROUPS = ("checks", "database", "storage", "archive", "tokens", "cron", "clock")
 SCRATCH_PREFIX = "doctor/"  # outside every tier prefix: never mistaken for an orphan by retention
 MAX_CLOCK_SKEW = timedelta(seconds=60)
 HTTP_TIMEOUT = 15
 CRON_HINT = "run `manage.py crontab add` as the user that runs the site"
-# Django system checks the doctor words itself (settings.site_url, .token_secret, .debug).
-COVERED_CHECK_IDS = {"instrumetriq.W001", "instrumetriq.W002", "security.W018"}
+CHECK_ID = re.compile(r"^(checks\.)?[a-z_]+\.[CEWID]\d{3}$")  # a system check: instrumetriq.W104
 
 
 @dataclass(frozen=True)
@@ -105,116 +105,26 @@ def _short(exc):
     return _scrub(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
 
-# --- settings ------------------------------------------------------------------------------------
+# --- system checks -------------------------------------------------------------------------------
 
 
-def check_settings():
-    results = []
-    if settings.DEBUG:
-        results.append(_fail("settings.debug", "DEBUG is on: set DEBUG=0 (it shows tracebacks and turns off HTTPS)."))
-    else:
-        results.append(_ok("settings.debug", "DEBUG is off."))
-
-    key = settings.SECRET_KEY or ""
-    if len(key) < 50 or len(set(key)) < 5 or key == getattr(settings, "DEV_SECRET_KEY", None):
-        results.append(
-            _fail(
-                "settings.secret_key",
-                "SECRET_KEY is missing, short or the development key: set 50+ random characters "
-                "(python3 -c 'import secrets; print(secrets.token_urlsafe(50))').",
-            )
-        )
-    else:
-        results.append(_ok("settings.secret_key", f"SECRET_KEY is set ({len(key)} characters)."))
-
-    if settings.TOKEN_SECRET == settings.SECRET_KEY:
-        results.append(
-            _fail(
-                "settings.token_secret",
-                "TOKEN_SECRET is not set and falls back to SECRET_KEY: set it on its own, or rotating "
-                "SECRET_KEY will break every Patreon link.",
-                WARNING,
-            )
-        )
-    elif len(settings.TOKEN_SECRET) < 32:
-        results.append(_fail("settings.token_secret", "TOKEN_SECRET is shorter than 32 characters.", WARNING))
-    else:
-        results.append(_ok("settings.token_secret", "TOKEN_SECRET is set on its own."))
-
-    site = urlsplit(settings.SITE_URL)
-    if site.scheme not in {"http", "https"} or not site.hostname:
-        results.append(_fail("settings.site_url", f"SITE_URL {settings.SITE_URL!r} is not an http(s) URL."))
-    elif site.scheme != "https":
-        results.append(
-            _fail(
-                "settings.site_url",
-                f"SITE_URL is {settings.SITE_URL}: not https, so Patreon links would carry tokens in clear text.",
-                WARNING,
-            )
-        )
-    else:
-        results.append(_ok("settings.site_url", f"SITE_URL is {settings.SITE_URL}."))
-
-    hosts = list(settings.ALLOWED_HOSTS)
-    if not hosts:
-        results.append(_fail("settings.allowed_hosts", "ALLOWED_HOSTS is empty: every request would get a 400."))
-    elif "*" in hosts:
-        results.append(
-            _fail("settings.allowed_hosts", "ALLOWED_HOSTS contains '*': list the site's host names.", WARNING)
-        )
-    elif site.hostname and not validate_host(site.hostname, hosts):
-        results.append(
-            _fail(
-                "settings.allowed_hosts",
-                f"SITE_URL's host {site.hostname} is not in ALLOWED_HOSTS ({', '.join(hosts)}): "
-                "the links handed to Patreon would get a 400.",
-            )
-        )
-    else:
-        results.append(_ok("settings.allowed_hosts", f"ALLOWED_HOSTS: {', '.join(hosts)}."))
-
-    if settings.STORAGE_BACKEND != "s3":
-        results.append(
-            _fail(
-                "settings.storage_backend",
-                f"STORAGE_BACKEND is {settings.STORAGE_BACKEND}: files are served by this machine from "
-                f"{settings.LOCAL_STORAGE_ROOT}; use s3 (R2) for presigned downloads and more than one host.",
-                WARNING,
-            )
-        )
-    else:
-        results.append(_ok("settings.storage_backend", f"STORAGE_BACKEND is s3 (bucket {settings.R2_BUCKET})."))
-
-    engine = settings.DATABASES["default"]["ENGINE"]
-    if engine.endswith("sqlite3"):
-        results.append(
-            _fail(
-                "settings.database_engine",
-                "the database is SQLite: fine for one machine with the file on local disk, "
-                "not for several hosts or a network filesystem; PostgreSQL is recommended.",
-                WARNING,
-            )
-        )
-    else:
-        results.append(_ok("settings.database_engine", f"database engine: {engine.rsplit('.', 1)[-1]}."))
-    return results
-
-
-def check_django():
-    """Django's own system checks with the deployment ones, as ``manage.py check --deploy`` runs them."""
+def check_system(skip=()):
+    """Django's system checks with the deployment ones, as ``manage.py check --deploy`` runs them.
+    The settings a deployment needs are checked there (``instrumetriq_site/checks.py``), never here:
+    one place says what a setting must be. ``skip`` takes check ids (``instrumetriq.W104``)."""
     messages = [
         m
         for m in django_checks.run_checks(include_deployment_checks=True)
-        if not m.is_silenced() and m.id not in COVERED_CHECK_IDS
+        if m.is_serious(django_checks.WARNING) and not m.is_silenced() and m.id not in skip
     ]
     if not messages:
-        return [_ok("django.checks", "manage.py check --deploy finds nothing.")]
+        return [_ok("checks", "manage.py check --deploy finds nothing.")]
     results = []
     for message in messages:
-        level = ERROR if message.level >= django_checks.ERROR else WARNING
+        level = ERROR if message.is_serious(django_checks.ERROR) else WARNING
         text = str(message.msg).split(". ")[0].rstrip(".")  # Django's security texts run on; the id says the rest
         hint = f" ({message.hint})" if message.hint else ""
-        results.append(_fail("django.checks", _scrub(f"{message.id}: {text}.{hint}"), level))
+        results.append(_fail(f"checks.{message.id}", _scrub(f"{text}.{hint}"), level))
     return results
 
 
@@ -619,10 +529,8 @@ def run_doctor(*, fetch=True, skip=(), read_crontab=None, clock=None, now=None):
         return name not in skip and name.split(".", 1)[0] not in skip
 
     results = []
-    if wanted("settings"):
-        results += check_settings()
-    if wanted("django"):
-        results += check_django()
+    if wanted("checks"):
+        results += check_system(skip)
     usable = False
     if wanted("database"):
         found, usable = check_database()
@@ -647,33 +555,27 @@ def run_doctor(*, fetch=True, skip=(), read_crontab=None, clock=None, now=None):
     return [r for r in results if wanted(r.name)]
 
 
-def known_names():
-    """Every group and check name --skip accepts."""
-    names = set(GROUPS)
-    names.update(
-        {
-            "settings.debug",
-            "settings.secret_key",
-            "settings.token_secret",
-            "settings.site_url",
-            "settings.allowed_hosts",
-            "settings.storage_backend",
-            "settings.database_engine",
-            "django.checks",
-            "database.reachable",
-            "database.migrations",
-            "storage.reachable",
-            "storage.round_trip",
-            "storage.presigned",
-            "archive.root",
-            "archive.recent",
-            *(f"tokens.{tier}" for tier in Tier.values),
-            "tokens.rotation",
-            "cron.installed",
-            "clock.skew",
-        }
-    )
-    return names
+def is_known(name):
+    """True for a group, a check name or a system check id that --skip accepts."""
+    return name in _NAMES or bool(CHECK_ID.match(name))
+
+
+_NAMES = frozenset(
+    {
+        *GROUPS,
+        "database.reachable",
+        "database.migrations",
+        "storage.reachable",
+        "storage.round_trip",
+        "storage.presigned",
+        "archive.root",
+        "archive.recent",
+        *(f"tokens.{tier}" for tier in Tier.values),
+        "tokens.rotation",
+        "cron.installed",
+        "clock.skew",
+    }
+)
 
 
 def summary(results, skipped=()):

@@ -6,7 +6,8 @@ daily file is gone are carried forward from the current bundle, which holds the 
 
 Copied, not re-encoded: a daily file is one row group, and the bundle is those row groups' column
 chunks copied byte for byte under a footer of its own (``splice``), a day at a time. It runs at the
-speed of the disk, and its memory does not depend on the number of days.
+speed of the disk, and its memory does not depend on the number of days. ``PARQUET_SPLICE=0``
+encodes every day again instead (``encoding.EncodingWriter``): the same rows, by pyarrow alone.
 """
 
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from django.conf import settings
 from django.utils import timezone
 
 from . import encoding, publish, splice, storage
@@ -24,7 +26,6 @@ from .models import DailyFile, MonthBundle, month_end
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
 OUTCOMES = ("built", "unchanged", "no_days", "dry_run", "failed")
-ROW_GROUP_BYTES = 32 * 1024 * 1024  # decoded bytes a row group, for rows that must be encoded again
 
 
 class MtdError(Exception):
@@ -206,47 +207,11 @@ def _check_digest(digest, sha256, label):
         )
 
 
-def _gathered(tables, limit):
-    """Consecutive tables joined into tables of about ``limit`` decoded bytes."""
-    buffer, buffered = [], 0
-    for table in tables:
-        buffer.append(table)
-        buffered += table.nbytes
-        if buffered >= limit:
-            yield pa.concat_tables(buffer)
-            buffer, buffered = [], 0
-    if buffer:
-        yield pa.concat_tables(buffer)
-
-
-class _Reencoder:
-    """Rows that cannot be copied as they are (a daily file of another schema version, a day in an
-    old bundle that shares row groups with other days): conformed to the tier's schema, encoded
-    by pyarrow into a scratch file a row group of ROW_GROUP_BYTES at a time, then copied from it."""
-
-    def __init__(self, writer, workdir):
-        self.writer = writer
-        self.workdir = Path(workdir)
-
-    def add(self, tables):
-        layout = self.writer.layout
-        path = self.workdir / "reencoded.parquet"
-        try:
-            with pq.ParquetWriter(path, layout.schema, **layout.options) as encoder:
-                for row_group in _gathered(tables, ROW_GROUP_BYTES):
-                    encoder.write_table(row_group, row_group_size=max(row_group.num_rows, 1))
-            with pa.OSFile(str(path), "r") as fh:
-                source = splice.Source(fh)
-                for group in range(source.num_row_groups):  # already ROW_GROUP_BYTES each
-                    self.writer.add_run(source, [group])
-        finally:
-            path.unlink(missing_ok=True)
-
-
 class _BundleSource:
     """The current bundle (verified against its recorded digest), from which days that retention
     has deleted are carried forward: as its row groups when a day has row groups of its own (every
-    bundle this code writes), else decoded and encoded again."""
+    bundle this code writes), else decoded and encoded again (``encode``: rows that cannot be
+    copied as they are, conformed to the tier's schema and encoded by pyarrow)."""
 
     def __init__(self, bundle, workdir, layout):
         self.bundle = bundle
@@ -274,7 +239,7 @@ class _BundleSource:
             self.group_starts.append(self.group_starts[-1] + metadata.row_group(group).num_rows)
         self.copyable = layout.accepts(self.source)
 
-    def add_day(self, writer, daily, reencoder, schema):
+    def add_day(self, writer, daily, schema):
         iso = daily.date.isoformat()
         if iso not in self.spans:
             raise MtdError(f"{daily.tier} {iso}: the current bundle's manifest does not list the day")
@@ -287,7 +252,7 @@ class _BundleSource:
         if self.copyable and first in starts and first + rows in starts:
             writer.add(self.source, range(starts.index(first), starts.index(first + rows)))
         else:
-            reencoder.add(conform(t, schema, f"{daily.tier} {iso}") for t in self._rows(first, rows))
+            writer.encode(conform(t, schema, f"{daily.tier} {iso}") for t in self._rows(first, rows))
 
     def _rows(self, first, rows):
         """The rows [first, first + rows) a row group at a time."""
@@ -304,7 +269,7 @@ class _BundleSource:
         self.opened.close()
 
 
-def _add_daily(writer, daily, reencoder, workdir, schema):
+def _add_daily(writer, daily, workdir, schema):
     """One verified daily file: its row groups copied, or its rows conformed and encoded again."""
     label = f"{daily.tier} {daily.date}"
     with storage.open_checked(daily.key, workdir) as (fh, digest):
@@ -318,7 +283,7 @@ def _add_daily(writer, daily, reencoder, workdir, schema):
             return
         try:
             with pq.ParquetFile(fh) as parquet:
-                reencoder.add(
+                writer.encode(
                     conform(parquet.read_row_group(group), schema, label) for group in range(parquet.num_row_groups)
                 )
         except (pa.ArrowException, OSError) as exc:
@@ -330,13 +295,13 @@ def _write_bundle(out, tier, days, bundle, workdir):
     Returns (rows, sha256).
 
     A day is its daily file's row groups (one a day, see ``build``) copied byte for byte with
-    ``splice``; only files that do not have the tier's exact schema are decoded and encoded again.
-    Memory is a copy buffer and, at most, a row group being encoded again, whatever the days.
+    ``splice``; only files that do not have the tier's exact schema or writer are decoded and
+    encoded again. Memory is a copy buffer and, at most, a row group being encoded again, whatever
+    the days (``PARQUET_SPLICE=0``: every day is encoded again, a day's rows in memory).
     """
     layout = encoding.layout(tier)
     with ExitStack() as stack:
-        writer = stack.enter_context(splice.Writer(out, layout))
-        reencoder = _Reencoder(writer, workdir)
+        writer = stack.enter_context(encoding.writer(out, tier, spliced=settings.PARQUET_SPLICE))
         current = None
         if any(day.from_bundle for day in days):
             current = _BundleSource(bundle, workdir, layout)
@@ -345,9 +310,9 @@ def _write_bundle(out, tier, days, bundle, workdir):
             daily = day.daily
             before = writer.rows
             if day.from_bundle:
-                current.add_day(writer, daily, reencoder, layout.schema)
+                current.add_day(writer, daily, layout.schema)
             else:
-                _add_daily(writer, daily, reencoder, workdir, layout.schema)
+                _add_daily(writer, daily, workdir, layout.schema)
             if writer.rows - before != daily.row_count:
                 raise MtdError(
                     f"{daily.tier} {daily.date}: file has {writer.rows - before} rows, "

@@ -16,7 +16,15 @@ pyarrow, for a group of row groups at a time; their new chunks are then copied w
 chosen so that this never holds more than ``SIDE_BYTES`` of decoded data.
 
 The footer is written with ``thrift``; everything else about the file (schema, Arrow schema,
-column orders, writer version) comes from an empty file pyarrow wrote with the same schema.
+column orders, writer version) comes from an empty file pyarrow wrote with the same schema. So a
+spliced file says it was written by the installed pyarrow (``created_by``), and chunks are copied
+only from files that say the same (``Layout.refusal``): readers work around known bugs of a writer
+version by that field, and a chunk must not claim another writer than its own.
+
+Fenced in three ways: a file written here is read back by Arrow, every row group decoded, before
+anybody publishes it (``check_reads_back``); ``PARQUET_SPLICE=0`` makes the callers use
+``encoding.EncodingWriter`` instead, which writes the same rows with pyarrow alone; and the tests
+read every tier's files with DuckDB as well as pyarrow.
 """
 
 import hashlib
@@ -25,6 +33,7 @@ import os
 import struct
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,9 +45,12 @@ MAGIC = b"PAR1"
 RUN_BYTES = 256 * 1024 * 1024  # decoded bytes of source row groups merged into one row group
 SIDE_BYTES = 32 * 1024 * 1024  # decoded bytes of fields encoded again at a time
 COPY_BLOCK = 8 * 1024 * 1024
+ENCODE_BYTES = 32 * 1024 * 1024  # decoded bytes a row group of rows that must be encoded (``encode``)
+READ_BACK_BYTES = 4 * 1024 * 1024  # decoded bytes a batch when a written file is read back
+READ_BACK_BUFFER = 64 * 1024  # bytes read at a time for each column while reading back
 
 # Parquet's thrift field ids (parquet.thrift).
-FILE_SCHEMA, FILE_NUM_ROWS, FILE_ROW_GROUPS = 2, 3, 4
+FILE_SCHEMA, FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_CREATED_BY = 2, 3, 4, 6
 RG_COLUMNS, RG_TOTAL_BYTE_SIZE, RG_NUM_ROWS, RG_FILE_OFFSET, RG_TOTAL_COMPRESSED = 1, 2, 3, 5, 6
 CHUNK_FILE_PATH, CHUNK_FILE_OFFSET, CHUNK_META, CHUNK_CRYPTO, CHUNK_ENCRYPTED_META = 1, 2, 3, 8, 9
 (META_TYPE, META_ENCODINGS, META_PATH, META_CODEC, META_NUM_VALUES, META_UNCOMPRESSED, META_COMPRESSED) = range(1, 8)
@@ -123,19 +135,36 @@ class Layout:
         pq.ParquetWriter(sink, schema, **self.options).close()
         empty = pa.BufferReader(sink.getvalue())
         self.template = read_footer(empty)
+        self.created_by = self.template.value(FILE_CREATED_BY)
         self.parquet_schema = pq.ParquetFile(empty).schema
         self.leaf_paths = _leaf_paths(self.template.value(FILE_SCHEMA)[1])
         self.fields = [
             (name, [i for i, path in enumerate(self.leaf_paths) if path[0] == name]) for name in schema.names
         ]
 
-    def accepts(self, source):
-        """True when the source's chunks can be copied under this layout's schema as they are."""
+    def refusal(self, source):
+        """Why the source's chunks cannot be copied under this layout as they are, or None.
+
+        Its schema must be the layout's, and its writer the installed pyarrow: the file written
+        says ``created_by`` this pyarrow, and readers decide by that field whether to trust a
+        writer's statistics or work around its known bugs. A file of another writer version
+        (a daily file published before a pyarrow upgrade) is encoded again, once: the next
+        bundle is written by this version and copied from then on."""
         try:
             parquet = source.parquet
-        except (pa.ArrowException, OSError):
-            return False
-        return parquet.schema.equals(self.parquet_schema) and parquet.schema_arrow.equals(self.schema)
+            same_schema = parquet.schema.equals(self.parquet_schema) and parquet.schema_arrow.equals(self.schema)
+        except (pa.ArrowException, OSError) as exc:
+            return f"not readable by Arrow: {exc}"
+        if not same_schema:
+            return "the file's schema is not the layout's"
+        created_by = source.footer.value(FILE_CREATED_BY)
+        if created_by != self.created_by:
+            return f"written by {_writer_name(created_by)}, not by {_writer_name(self.created_by)}"
+        return None
+
+    def accepts(self, source):
+        """True when the source's chunks can be copied under this layout as they are."""
+        return self.refusal(source) is None
 
     def options_for(self, names):
         """The writer options restricted to some fields (pyarrow rejects paths not in the schema)."""
@@ -145,6 +174,10 @@ class Layout:
             if isinstance(value, list | tuple):
                 options[key] = [path for path in value if path.split(".")[0] in names]
         return options
+
+
+def _writer_name(created_by):
+    return created_by.decode("utf-8", "replace") if created_by else "an unnamed writer"
 
 
 class Source:
@@ -301,6 +334,8 @@ class Writer:
         self.digest = hashlib.sha256()
         self.position = 0
         self.row_groups = []
+        self.group_rows = []  # rows of each row group written
+        self.merged = []  # of each row group written: holds a chunk concatenated from several
         self.rows = 0
         self._write(MAGIC)
 
@@ -417,15 +452,34 @@ class Writer:
             }
         )
         self.row_groups.append(thrift.Raw(thrift.dumps(row_group)))
+        self.group_rows.append(rows)
+        self.merged.append(len(groups) > 1)
         self.rows += rows
 
     def add(self, source, groups=None):
         """Row groups of ``source`` (default all), merged as far as ``plan_runs`` allows."""
-        if not self.layout.accepts(source):
-            raise SpliceError("the file's schema is not the layout's")
+        refusal = self.layout.refusal(source)
+        if refusal:
+            raise SpliceError(refusal)
         groups = range(source.num_row_groups) if groups is None else groups
         for run, side, row_groups in plan_runs(source, groups, self.layout):
             self.add_run(source, run, side, row_groups)
+
+    def encode(self, tables):
+        """Rows that cannot be copied as they are (tables of the layout's schema: the caller
+        conforms them), encoded by pyarrow into a scratch file beside the output, a row group of
+        about ``ENCODE_BYTES`` at a time, then copied from it."""
+        scratch = Path(self.path).with_name(Path(self.path).name + ".encoded")
+        try:
+            with pq.ParquetWriter(scratch, self.layout.schema, **self.layout.options) as encoder:
+                for table in gathered(tables, ENCODE_BYTES):
+                    encoder.write_table(table, row_group_size=max(table.num_rows, 1))
+            with pa.OSFile(str(scratch), "r") as fh:
+                source = Source(fh)
+                for group in range(source.num_row_groups):  # already ENCODE_BYTES each
+                    self.add_run(source, [group])
+        finally:
+            scratch.unlink(missing_ok=True)
 
     def close(self):
         """Write the footer; returns (sha256 hex, size in bytes, rows)."""
@@ -440,32 +494,61 @@ class Writer:
         self.out.flush()
         os.fsync(self.out.fileno())
         self.out.close()
-        self._check_reads_back()
+        check_reads_back(self.path, self.layout, self.group_rows, in_full=self.merged, data_end=self.data_end)
         return self.digest.hexdigest(), self.position, self.rows
 
-    def _check_reads_back(self):
-        """Arrow's own footer parser must see what this writer meant to write, before anybody
-        publishes the file: the rows, the row groups, the schema, every chunk inside the file."""
-        try:
-            parquet = pq.ParquetFile(self.path)
-            metadata = parquet.metadata
-            chunks_inside = all(
-                _inside(column, self.data_end)
-                for group in range(metadata.num_row_groups)
-                for column in (
-                    metadata.row_group(group).column(i) for i in range(metadata.row_group(group).num_columns)
-                )
-            )
-            matches = (
-                metadata.num_rows == self.rows
-                and metadata.num_row_groups == len(self.row_groups)
-                and parquet.schema_arrow.equals(self.layout.schema)
-                and chunks_inside
-            )
-        except (pa.ArrowException, OSError) as exc:
-            raise SpliceError(f"the file written does not read back: {exc}") from exc
+
+def gathered(tables, limit):
+    """Consecutive tables joined into tables of about ``limit`` decoded bytes."""
+    buffer, buffered = [], 0
+    for table in tables:
+        buffer.append(table)
+        buffered += table.nbytes
+        if buffered >= limit:
+            yield pa.concat_tables(buffer)
+            buffer, buffered = [], 0
+    if buffer:
+        yield pa.concat_tables(buffer)
+
+
+def check_reads_back(path, layout, group_rows, *, in_full=None, data_end=None):
+    """Arrow must read the file written as its writer meant it, before anybody publishes it.
+
+    First the footer: the rows of every row group, the schema, every chunk between the leading
+    magic and the footer (``data_end``, default where the footer starts). Then the row groups are
+    decoded: those ``in_full`` flags (default all) to their last row, about ``READ_BACK_BYTES`` at
+    a time, and each must give its rows; the others to their first row. A row group whose chunks
+    were all copied whole holds its sources' bytes in their order, so its first row (the first
+    page of every column, dictionary included) shows that every offset moved right; decoding the
+    rest would decode its sources again (pyarrow's own files, or read back in full when they were
+    merged). A row group of a run of several (``Writer.merged``) holds chunks that are new:
+    its pages' value counts and offsets are only proven by decoding it all. Either way, what this
+    module got wrong shows here, not in a subscriber's reader, nor only as a footer Arrow cannot
+    parse."""
+    try:
+        # Page by page, no threads: memory stays a few MB whatever the row group (a day of tier 3).
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BACK_BUFFER)
+        metadata = parquet.metadata
+        if data_end is None:
+            data_end = os.path.getsize(path) - 8 - metadata.serialized_size
+        groups = [metadata.row_group(group) for group in range(metadata.num_row_groups)]
+        matches = (
+            [group.num_rows for group in groups] == list(group_rows)
+            and metadata.num_rows == sum(group_rows)
+            and parquet.schema_arrow.equals(layout.schema)
+            and all(_inside(group.column(i), data_end) for group in groups for i in range(group.num_columns))
+        )
         if not matches:
             raise SpliceError("the file written does not read back as written")
+        for index, group in enumerate(groups):
+            full = in_full is None or in_full[index]
+            batch = max(1, group.num_rows * READ_BACK_BYTES // max(group.total_byte_size, 1)) if full else 1
+            batches = parquet.iter_batches(batch_size=batch, row_groups=[index], use_threads=False)
+            decoded = sum(b.num_rows for b in batches) if full else getattr(next(batches, None), "num_rows", 0)
+            if decoded != (group.num_rows if full else 1):
+                raise SpliceError(f"row group {index} of the file written decodes to {decoded} rows")
+    except (pa.ArrowException, OSError) as exc:
+        raise SpliceError(f"the file written does not read back: {exc}") from exc
 
 
 def _inside(column, data_end):
@@ -477,9 +560,9 @@ def _inside(column, data_end):
     return start >= len(MAGIC) and start + column.total_compressed_size <= data_end
 
 
-def compact(path, out, layout):
-    """Rewrite the Parquet file ``path`` as ``out`` with its row groups merged (``plan_runs``).
-    Returns (sha256 hex, size, rows) of ``out``."""
-    with pa.OSFile(str(path), "r") as fh, Writer(out, layout) as writer:
-        writer.add(Source(fh))
-        return writer.close()
+def compact(path, out, layout, writer=Writer):
+    """Rewrite the Parquet file ``path`` as ``out`` with its row groups merged (``plan_runs``), by
+    ``writer`` (``Writer``, or ``encoding.EncodingWriter``). Returns (sha256 hex, size, rows)."""
+    with pa.OSFile(str(path), "r") as fh, writer(out, layout) as written:
+        written.add(Source(fh))
+        return written.close()

@@ -1,7 +1,11 @@
-"""Configuration mistakes caught at start-up, not at 00:30 by cron. Ids are stable: I001..."""
+"""Configuration mistakes caught at start-up, not at 00:30 by cron. Ids are stable: E001...,
+W001... for every run; E101..., W101... for ``check --deploy`` only (and ``manage.py doctor``)."""
+
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.http.request import validate_host
 
 
 @register()
@@ -77,3 +81,99 @@ def check_delivery_settings(app_configs, **kwargs):
             )
         )
     return messages
+
+
+# --- Deployment checks (``check --deploy``; ``manage.py doctor`` reports them): ids from 101 -----
+# What a real deployment needs of its settings. Django's own deploy checks already say what they
+# cover (security.W009 a weak SECRET_KEY, W020 empty ALLOWED_HOSTS, the HTTPS settings); these
+# add what is particular to this site.
+
+
+@register(deploy=True)
+def check_debug_off(app_configs, **kwargs):
+    if settings.DEBUG:
+        # An error, where Django's security.W018 only warns: DEBUG also leaves off every HTTPS
+        # setting (settings.py turns them on with DEBUG=0), so nothing else here is meaningful.
+        return [
+            Error(
+                "DEBUG is on.",
+                hint="Set DEBUG=0: DEBUG shows tracebacks to anyone and turns off HTTPS-only cookies, HSTS and "
+                "the redirect to https.",
+                id="instrumetriq.E101",
+            )
+        ]
+    return []
+
+
+@register(deploy=True)
+def check_secret_key_not_development(app_configs, **kwargs):
+    if settings.SECRET_KEY == settings.DEV_SECRET_KEY:
+        return [
+            Error(
+                "SECRET_KEY is the development key written in settings.py.",
+                hint="Set SECRET_KEY to 50+ random characters "
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(50))').",
+                id="instrumetriq.E102",
+            )
+        ]
+    return []
+
+
+@register(deploy=True)
+def check_token_secret_length(app_configs, **kwargs):
+    # Falling back to SECRET_KEY is instrumetriq.W002; a short one of its own is this.
+    if settings.TOKEN_SECRET != settings.SECRET_KEY and len(settings.TOKEN_SECRET) < 32:
+        return [
+            Warning(
+                "TOKEN_SECRET is shorter than 32 characters.",
+                hint="Tokens are sealed and digested with it; it can be changed only with an emergency rotation "
+                "of every tier, so choose a long one now.",
+                id="instrumetriq.W101",
+            )
+        ]
+    return []
+
+
+@register(deploy=True)
+def check_allowed_hosts_take_site_url(app_configs, **kwargs):
+    hosts = list(settings.ALLOWED_HOSTS)
+    if "*" in hosts:
+        return [Warning("ALLOWED_HOSTS contains '*'.", hint="List the site's host names.", id="instrumetriq.W102")]
+    host = urlsplit(settings.SITE_URL).hostname
+    if host and not validate_host(host, hosts):
+        return [
+            Error(
+                f"SITE_URL's host {host} is not in ALLOWED_HOSTS ({', '.join(hosts) or 'empty'}).",
+                hint="The links handed to Patreon would get a 400: add the host to ALLOWED_HOSTS.",
+                id="instrumetriq.E103",
+            )
+        ]
+    return []
+
+
+@register(deploy=True)
+def check_storage_backend(app_configs, **kwargs):
+    if settings.STORAGE_BACKEND != "s3":
+        return [
+            Warning(
+                f"STORAGE_BACKEND is {settings.STORAGE_BACKEND}: files are served by this machine from "
+                f"{settings.LOCAL_STORAGE_ROOT}.",
+                hint="Use s3 (R2) for presigned downloads and more than one web host.",
+                id="instrumetriq.W103",
+            )
+        ]
+    return []
+
+
+@register(deploy=True)
+def check_database_engine(app_configs, **kwargs):
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        return [
+            Warning(
+                "The database is SQLite.",
+                hint="Fine for one machine with the file on local disk, not for several hosts or a network "
+                "filesystem; PostgreSQL is recommended.",
+                id="instrumetriq.W104",
+            )
+        ]
+    return []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deliveries import publish
+from deliveries import publish, splice, thrift
 from deliveries.tiers import schema_for
 
 
@@ -29,6 +29,18 @@ def tier_table(tier, day, rows):
         else:
             columns[field.name] = pa.nulls(rows, field.type)
     return pa.table(columns, schema=schema)
+
+
+def written_by(path, created_by):
+    """``path`` with its footer saying another writer (``created_by``, bytes) wrote it, as a file
+    published before a pyarrow upgrade does."""
+    data = path.read_bytes()
+    length = int.from_bytes(data[-8:-4], "little")
+    footer, _ = thrift.loads(data[-8 - length : -8])
+    footer.set(splice.FILE_CREATED_BY, thrift.BINARY, created_by)
+    raw = thrift.dumps(footer)
+    path.write_bytes(data[: -8 - length] + raw + len(raw).to_bytes(4, "little") + splice.MAGIC)
+    return path
 
 
 def write_parquet(table, path):

@@ -1,6 +1,8 @@
 """System checks catch configuration mistakes before cron does, with stable ids."""
 
+import pytest
 from django.core.checks import run_checks
+from django.db import connection
 
 
 def ids():
@@ -59,3 +61,76 @@ def test_token_secret_falling_back_to_secret_key_in_production_is_a_warning(sett
     settings.DEBUG = False
     settings.TOKEN_SECRET = settings.SECRET_KEY
     assert "instrumetriq.W002" in ids()
+
+
+# --- check --deploy: what a real deployment needs of its settings (manage.py doctor reports them) --
+
+
+def deploy_ids():
+    return {
+        message.id for message in run_checks(include_deployment_checks=True) if message.id.startswith("instrumetriq.")
+    }
+
+
+@pytest.fixture
+def deployment(settings):
+    """Production settings on R2: nothing for the deploy checks to say but SQLite (W104)."""
+    settings.DEBUG = False
+    settings.SITE_URL = "https://data.example.com"
+    settings.ALLOWED_HOSTS = ["data.example.com"]
+    settings.SECRET_KEY = "a-real-secret-key-" + "s" * 40
+    settings.TOKEN_SECRET = "a-separate-secret-" + "x" * 40
+    settings.STORAGE_BACKEND = "s3"
+    return settings
+
+
+def test_a_production_deployment_has_no_deploy_issues_but_sqlite(deployment):
+    assert deploy_ids() == ({"instrumetriq.W104"} if connection.vendor == "sqlite" else set())
+
+
+def test_deploy_checks_run_only_with_deploy(settings):
+    settings.DEBUG = True
+    assert "instrumetriq.E101" in deploy_ids()
+    assert ids() == set()
+
+
+def test_debug_on_is_a_deploy_error_not_only_djangos_warning(deployment):
+    deployment.DEBUG = True
+    assert "instrumetriq.E101" in deploy_ids()
+
+
+def test_the_development_secret_key_is_a_deploy_error(deployment):
+    deployment.SECRET_KEY = deployment.DEV_SECRET_KEY
+    assert "instrumetriq.E102" in deploy_ids()
+
+
+def test_a_short_token_secret_of_its_own_is_a_deploy_warning(deployment):
+    deployment.TOKEN_SECRET = "t" * 31
+    assert "instrumetriq.W101" in deploy_ids()
+    deployment.TOKEN_SECRET = deployment.SECRET_KEY  # falling back is W002, not also W101
+    assert {"instrumetriq.W002"} <= deploy_ids() and "instrumetriq.W101" not in deploy_ids()
+
+
+def test_wildcard_allowed_hosts_is_a_deploy_warning(deployment):
+    deployment.ALLOWED_HOSTS = ["*"]
+    assert "instrumetriq.W102" in deploy_ids()
+
+
+@pytest.mark.parametrize("hosts", [[], ["other.example.com"], ["localhost"]])
+def test_allowed_hosts_without_the_site_urls_host_is_a_deploy_error(deployment, hosts):
+    deployment.ALLOWED_HOSTS = hosts
+    assert "instrumetriq.E103" in deploy_ids()
+
+
+def test_a_subdomain_pattern_covering_the_site_url_is_enough(deployment):
+    deployment.ALLOWED_HOSTS = [".example.com"]
+    assert "instrumetriq.E103" not in deploy_ids()
+
+
+def test_local_storage_is_a_deploy_warning(deployment):
+    deployment.STORAGE_BACKEND = "local"
+    assert "instrumetriq.W103" in deploy_ids()
+
+
+def test_sqlite_is_a_deploy_warning_exactly_when_the_database_is_sqlite(deployment):
+    assert ("instrumetriq.W104" in deploy_ids()) == (connection.vendor == "sqlite")

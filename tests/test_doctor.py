@@ -5,6 +5,7 @@ the crontab is always injected, never the machine's own.
 """
 
 import io
+import re
 import stat
 from datetime import timedelta
 from types import SimpleNamespace
@@ -84,12 +85,14 @@ def failures(results):
 @pytest.mark.s3
 def test_a_good_s3_deployment_passes_every_check(production, s3_storage, archive_day, issued, on_postgres):
     results = doctor.run_doctor(read_crontab=installed_crontab)
-    allowed = set() if on_postgres else {"settings.database_engine"}  # SQLite is a warning, never an error
-    assert set(failures(results)) == allowed, failures(results)
+    sqlite = "checks.instrumetriq.W104"  # SQLite is a deploy warning, never an error
+    assert set(failures(results)) == (set() if on_postgres else {sqlite}), failures(results)
+    if on_postgres:
+        assert one(results, "checks").message == "manage.py check --deploy finds nothing."
+    else:
+        assert one(results, sqlite).status == "WARN"
     names = [r.name for r in results]
     for name in (
-        "settings.debug",
-        "django.checks",
         "database.migrations",
         "storage.round_trip",
         "storage.presigned",
@@ -130,41 +133,59 @@ def test_local_storage_checks_signed_links_and_has_no_remote_clock(production, a
     assert one(results, "storage.presigned").ok
     assert "signed local links verify" in one(results, "storage.presigned").message
     assert one(results, "clock.skew").message == "local storage: no remote clock."
-    warning = one(results, "settings.storage_backend")
+    warning = one(results, "checks.instrumetriq.W103")
     assert (warning.ok, warning.level) == (False, "warning")
+    assert warning.message.startswith("STORAGE_BACKEND is local")
 
 
-# --- settings -------------------------------------------------------------------------------------
+# --- settings: the system checks of check --deploy, as they are --------------------------------
 
 
-def test_development_settings_are_named(settings):
+def test_development_settings_are_named_by_their_system_check_ids(settings):
     settings.DEBUG = True
-    settings.SECRET_KEY = "short"
-    settings.TOKEN_SECRET = "short"
+    settings.SECRET_KEY = settings.DEV_SECRET_KEY
+    settings.TOKEN_SECRET = "short-token-secret"
     settings.SITE_URL = "http://127.0.0.1:8000"
     settings.ALLOWED_HOSTS = ["localhost"]
-    results = doctor.run_doctor(skip={"django", "storage", "archive", "tokens", "cron", "clock"})
+    results = doctor.run_doctor(skip={"database", "storage", "archive", "tokens", "cron", "clock"})
     found = {r.name: r for r in results}
-    assert found["settings.debug"].failed
-    assert found["settings.secret_key"].failed and "50+ random characters" in found["settings.secret_key"].message
-    assert found["settings.token_secret"].status == "WARN"
-    assert found["settings.site_url"].status == "WARN" and "clear text" in found["settings.site_url"].message
-    assert found["settings.allowed_hosts"].failed
-    assert "127.0.0.1 is not in ALLOWED_HOSTS" in found["settings.allowed_hosts"].message
+    assert found["checks.instrumetriq.E101"].failed and "Set DEBUG=0" in found["checks.instrumetriq.E101"].message
+    assert (
+        found["checks.instrumetriq.E102"].failed
+        and "50+ random characters" in found["checks.instrumetriq.E102"].message
+    )
+    assert found["checks.instrumetriq.W101"].status == "WARN"
+    assert found["checks.instrumetriq.E103"].failed
+    assert "127.0.0.1 is not in ALLOWED_HOSTS" in found["checks.instrumetriq.E103"].message
+    assert found["checks.security.W018"].status == "WARN"  # Django's own, reported as it is
+    assert settings.SECRET_KEY not in "\n".join(r.message for r in results)
 
 
-def test_empty_or_wildcard_allowed_hosts(production):
-    production.ALLOWED_HOSTS = []
-    assert one(doctor.check_settings(), "settings.allowed_hosts").failed
+def test_the_doctor_reports_exactly_what_check_deploy_finds(production):
+    """No settings check of the doctor's own: its lines are check --deploy's messages, one each."""
     production.ALLOWED_HOSTS = ["*"]
-    assert one(doctor.check_settings(), "settings.allowed_hosts").status == "WARN"
+    production.TOKEN_SECRET = production.SECRET_KEY
+    out, err = io.StringIO(), io.StringIO()
+    call_command("check", "--deploy", stdout=out, stderr=err)
+    said = set(re.findall(r"\(([a-z_]+\.[CEWID]\d{3})\)", out.getvalue() + err.getvalue()))
+    assert {"instrumetriq.W002", "instrumetriq.W102"} <= said
+    assert {r.name for r in doctor.check_system()} == {f"checks.{check_id}" for check_id in said}
 
 
-def test_django_system_check_errors_are_failures(production):
+def test_system_check_errors_are_failures_and_warnings_are_not(production):
     production.R2_CUSTOM_DOMAIN = "files.example.com"
     production.STORAGE_BACKEND = "s3"
-    results = doctor.check_django()
-    assert any(r.failed and r.message.startswith("instrumetriq.E002") for r in results)
+    production.ALLOWED_HOSTS = ["*"]
+    results = by_name(doctor.check_system())
+    assert results["checks.instrumetriq.E002"][0].failed
+    assert results["checks.instrumetriq.W102"][0].status == "WARN"
+
+
+def test_a_system_check_skipped_by_its_id_is_left_out(production):
+    production.ALLOWED_HOSTS = ["*"]
+    assert "checks.instrumetriq.W102" not in by_name(
+        doctor.run_doctor(skip={"instrumetriq.W102", "database", "storage", "archive", "tokens", "cron", "clock"})
+    )
 
 
 # --- database -------------------------------------------------------------------------------------
@@ -175,7 +196,7 @@ def test_unreachable_database(production, monkeypatch):
         raise OperationalError('connection to server at "db.internal", port 5432 failed: Connection refused')
 
     monkeypatch.setattr(connection, "ensure_connection", refuse)
-    results = doctor.run_doctor(skip={"django", "storage", "archive", "cron", "clock"})
+    results = doctor.run_doctor(skip={"checks", "storage", "archive", "cron", "clock"})
     assert failures(results)["database.reachable"].startswith("cannot connect to the database (OperationalError")
     assert not any(r.name.startswith("tokens.") for r in results)  # not checked without a database
 
@@ -183,7 +204,7 @@ def test_unreachable_database(production, monkeypatch):
 def test_unapplied_migrations(production, monkeypatch, issued):
     pending = [(SimpleNamespace(app_label="deliveries", name="0099_future"), False)]
     monkeypatch.setattr(doctor.MigrationExecutor, "migration_plan", lambda self, targets: pending)
-    results = doctor.run_doctor(skip={"django", "storage", "archive", "cron", "clock"})
+    results = doctor.run_doctor(skip={"checks", "storage", "archive", "cron", "clock"})
     assert failures(results)["database.migrations"] == (
         "1 migration(s) not applied (deliveries.0099_future): run manage.py migrate."
     )
@@ -207,7 +228,7 @@ def test_unreachable_storage(production, s3_storage):
         "deliveries": {**production.STORAGES["deliveries"], "OPTIONS": options},
     }
     production.R2_ENDPOINT = endpoint
-    results = doctor.run_doctor(skip={"settings", "django", "archive", "tokens", "cron"})
+    results = doctor.run_doctor(skip={"checks", "archive", "tokens", "cron"})
     assert [r.name for r in results] == ["database.reachable", "database.migrations", "storage.reachable"]
     message = failures(results)["storage.reachable"]
     assert message.startswith(f"storage (s3) is unreachable: cannot reach {endpoint}")
@@ -252,7 +273,7 @@ def test_presigned_link_that_does_not_download(production, s3_storage, monkeypat
 
 @pytest.mark.s3
 def test_no_fetch_makes_no_presigned_download_and_no_clock_check(production, s3_storage):
-    results = doctor.run_doctor(fetch=False, skip={"settings", "django", "archive", "tokens", "cron"})
+    results = doctor.run_doctor(fetch=False, skip={"checks", "archive", "tokens", "cron"})
     names = [r.name for r in results]
     assert "storage.round_trip" in names
     assert "storage.presigned" not in names and "clock.skew" not in names
@@ -408,10 +429,10 @@ def test_jobs_installed_from_another_python_are_a_warning(production):
 def test_command_prints_a_line_per_check_and_fails_on_errors(production, monkeypatch):
     monkeypatch.setattr(doctor, "read_user_crontab", lambda: "")
     out = io.StringIO()
-    with pytest.raises(CommandError, match=r"^doctor: \d+ ok, \d+ warning\(s\), \d+ failure\(s\); skipped: django$"):
-        call_command("doctor", "--skip", "django", stdout=out)
+    with pytest.raises(CommandError, match=r"^doctor: \d+ ok, \d+ warning\(s\), \d+ failure\(s\); skipped: checks$"):
+        call_command("doctor", "--skip", "checks", stdout=out)
     lines = out.getvalue().splitlines()
-    assert "OK   settings.debug: DEBUG is off." in lines
+    assert "OK   database.migrations: every migration is applied." in lines
     assert any(line.startswith("FAIL tokens.tier1: tier1 (Explorer): No token has been issued") for line in lines)
     assert any(line.startswith("FAIL cron.installed: 3 of 3 cron jobs") for line in lines)
     assert any(line.startswith("FAIL archive.recent: no day folders") for line in lines)
@@ -420,14 +441,16 @@ def test_command_prints_a_line_per_check_and_fails_on_errors(production, monkeyp
 @pytest.mark.s3
 def test_command_exits_zero_when_only_warnings_remain(production, s3_storage, archive_day, issued):
     out = io.StringIO()
-    call_command("doctor", "--skip", "cron,settings.database_engine", stdout=out)
+    call_command("doctor", "--skip", "cron,instrumetriq.W104", stdout=out)  # W104: SQLite
     lines = out.getvalue().splitlines()
     assert all(line.startswith("OK   ") for line in lines[:-1]), lines
+    assert "OK   checks: manage.py check --deploy finds nothing." in lines
     assert lines[-1].startswith("doctor: ") and lines[-1].endswith(
-        "ok, 0 warning(s), 0 failure(s); skipped: cron, settings.database_engine"
+        "ok, 0 warning(s), 0 failure(s); skipped: cron, instrumetriq.W104"
     )
 
 
-def test_command_refuses_unknown_skip_names():
+@pytest.mark.parametrize("name", ["crontab", "settings", "settings.debug", "instrumetriq.X104", "W104"])
+def test_command_refuses_unknown_skip_names(name):
     with pytest.raises(CommandError, match="unknown check"):
-        call_command("doctor", "--skip", "crontab")
+        call_command("doctor", "--skip", name)

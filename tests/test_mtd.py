@@ -17,7 +17,7 @@ from deliveries import encoding, mtd, publish, retention, splice, storage
 from deliveries.models import DailyFile, MonthBundle
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
 
-from .factories import daily_manifest, dense_table, publish_day, tier_table
+from .factories import daily_manifest, dense_table, publish_day, tier_table, written_by
 
 pytestmark = pytest.mark.django_db
 
@@ -201,16 +201,63 @@ def bundle_row_groups(tier):
     return [bundle.metadata.row_group(i).num_rows for i in range(bundle.num_row_groups)]
 
 
-def test_days_of_the_tier_schema_are_copied_not_decoded(monkeypatch):
-    """The days' column chunks are copied byte for byte: no row of a daily file is decoded."""
-    publish_days("tier3", [date(2026, 11, 2), date(2026, 11, 3)])
-    for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
-        monkeypatch.setattr(pq.ParquetFile, name, mock.Mock(side_effect=AssertionError(f"decoded: {name}")))
+def count_decoded_rows(monkeypatch):
+    """Every row pyarrow decodes from any Parquet file, by each way ``ParquetFile`` reads, counted
+    in the list returned (``pq.read_table`` is refused)."""
+    decoded = []
+
+    def counting(read):
+        def wrapper(self, *args, **kwargs):
+            table = read(self, *args, **kwargs)
+            decoded.append(table.num_rows)
+            return table
+
+        return wrapper
+
+    def counting_batches(self, *args, **kwargs):
+        for batch in iter_batches(self, *args, **kwargs):
+            decoded.append(batch.num_rows)
+            yield batch
+
+    for name in ("read", "read_row_group", "read_row_groups"):
+        monkeypatch.setattr(pq.ParquetFile, name, counting(getattr(pq.ParquetFile, name)))
+    iter_batches = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting_batches)
     monkeypatch.setattr(pq, "read_table", mock.Mock(side_effect=AssertionError("decoded: read_table")))
+    return decoded
+
+
+def test_days_of_the_tier_schema_are_copied_not_decoded(monkeypatch):
+    """The days' column chunks are copied byte for byte: no row of a daily file is decoded. The
+    only rows decoded are the bundle's, read back before publishing: each row group's first row
+    (its chunks are copied whole, so that proves their offsets)."""
+    publish_days("tier3", [date(2026, 11, 2), date(2026, 11, 3)])
+    decoded = count_decoded_rows(monkeypatch)
     result = mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
     assert result.outcome == "built", result.message
+    assert decoded == [1, 1]
     monkeypatch.undo()
     assert read_bundle("tier3", NOV).equals(expected_table("tier3", [date(2026, 11, 2), date(2026, 11, 3)]))
+
+
+def test_a_daily_file_of_another_pyarrow_version_is_encoded_again_not_copied(monkeypatch):
+    """Its chunks would otherwise sit under a footer naming the installed pyarrow as their writer."""
+    old, new = date(2026, 11, 2), date(2026, 11, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "data.parquet"
+        pq.write_table(tier_table("tier3", old, rows_for(old)), path, **encoding.writer_options("tier3"))
+        written_by(path, b"parquet-cpp-arrow version 19.0.1")
+        manifest = daily_manifest("tier3", old, path, rows_for(old))
+        publish.publish_daily("tier3", old, path, manifest, input_fingerprint="pyarrow 19")
+    publish_days("tier3", [new])
+    decoded = count_decoded_rows(monkeypatch)
+    result = mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
+    assert result.outcome == "built", result.message
+    assert decoded == [rows_for(old), 1, 1]  # the old day, then the read-back; the new day is copied
+    monkeypatch.undo()
+    bundle = pq.ParquetFile(io.BytesIO(storage.read_bytes(storage.mtd_keys("tier3", NOV)[0])))
+    assert bundle.metadata.created_by == f"parquet-cpp-arrow version {pa.__version__}"
+    assert bundle.read().equals(expected_table("tier3", [old, new]))
 
 
 def test_each_day_is_one_row_group_of_the_bundle_whatever_its_own_row_groups():
@@ -469,10 +516,10 @@ def test_days_carried_from_the_bundle_are_copied_not_decoded(monkeypatch):
     mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
     retention.apply_retention(keep_days=1)
     publish_days("tier3", days[3:])
-    for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
-        monkeypatch.setattr(pq.ParquetFile, name, mock.Mock(side_effect=AssertionError(f"decoded: {name}")))
+    decoded = count_decoded_rows(monkeypatch)
     result = mtd.build_month("tier3", NOV, today=date(2026, 11, 5))
     assert result.outcome == "built", result.message
+    assert decoded == [1] * len(days)  # the read-back of the new bundle, nothing of the old one
     monkeypatch.undo()
     assert read_bundle("tier3", NOV).equals(expected_table("tier3", days))
 

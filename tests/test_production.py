@@ -194,7 +194,7 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
         lines = doctor.strip().splitlines()
         assert not [line for line in lines[:-1] if not line.startswith("OK ")], doctor
         assert re.fullmatch(r"doctor: \d+ ok, 0 warning\(s\), 0 failure\(s\); skipped: cron", lines[-1]), doctor
-        for name in ("storage.presigned", "clock.skew", "tokens.tier3", "database.migrations", "django.checks"):
+        for name in ("storage.presigned", "clock.skew", "tokens.tier3", "database.migrations", "checks"):
             assert f" {name}: " in doctor
 
     # Tokens never reach a log: not gunicorn's access or error log, not Django's.

@@ -54,7 +54,9 @@ def test_s3_backend_without_credentials_is_refused_by_name(tmp_path):
     assert "R2_ENDPOINT, R2_ACCESS_KEY_ID, R2_SECRET_ACCESS_KEY" in result.stderr
 
 
-@pytest.mark.parametrize(("name", "value"), [("DEBUG", "maybe"), ("MIN_HOURS", "twenty")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("DEBUG", "maybe"), ("MIN_HOURS", "twenty"), ("PARQUET_SPLICE", "perhaps")]
+)
 def test_malformed_values_are_refused_with_the_setting_name(tmp_path, name, value):
     result = load_settings(tmp_path, **{name: value})
     assert result.returncode != 0
@@ -70,6 +72,14 @@ def test_check_deploy_is_clean_in_production_mode(tmp_path):
         TOKEN_SECRET="t" * 64,
         ALLOWED_HOSTS="data.example.com",
         SITE_URL="https://data.example.com",
+        # As deployed: PostgreSQL and R2 (SQLite and local storage are deploy warnings, W104/W103).
+        # check --deploy connects to neither.
+        DATABASE_URL="postgres://instrumetriq@db.invalid:5432/instrumetriq",
+        STORAGE_BACKEND="s3",
+        R2_ENDPOINT="https://account.r2.cloudflarestorage.com",
+        R2_ACCESS_KEY_ID="key-id",
+        R2_SECRET_ACCESS_KEY="secret-access-key",
+        R2_BUCKET="deliveries",
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

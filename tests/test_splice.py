@@ -9,7 +9,7 @@ import pytest
 from deliveries import encoding, splice
 from deliveries.tiers import schema_for
 
-from .factories import dense_table
+from .factories import dense_table, written_by
 
 
 def write_hours(path, table, tier, rows_per_group, **options):
@@ -211,3 +211,107 @@ def test_files_of_many_pages_and_writer_settings_merge_to_the_same_rows(tmp_path
     assert pq.read_table(tmp_path / "out.parquet", columns=["spot_prices", "symbol"]).equals(
         table.select(["spot_prices", "symbol"])
     )
+
+
+# --- Fences: the read-back decodes, the writer version, splicing switched off ---------------------
+
+
+def test_a_value_count_arrows_footer_parser_accepts_is_caught_by_decoding_before_anyone_publishes(
+    tmp_path, hours, monkeypatch
+):
+    """A merged chunk that claims fewer values than its pages hold: the footer reads back as
+    written (rows, row groups, schema, offsets); only decoding the row group shows the loss."""
+    _, source = hours
+    real_concatenate = splice.Writer._concatenate
+
+    def counts_the_last_hour_out(self, source, chunks):
+        merged = real_concatenate(self, source, chunks)
+        last = splice._meta(chunks[-1]).value(splice.META_NUM_VALUES)
+        merged.set(splice.META_NUM_VALUES, splice.I64, merged.value(splice.META_NUM_VALUES) - last)
+        return merged
+
+    monkeypatch.setattr(splice.Writer, "_concatenate", counts_the_last_hour_out)
+    with pytest.raises(splice.SpliceError, match="does not read back"):
+        splice.compact(source, tmp_path / "out.parquet", encoding.layout("tier3"))
+    assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_rows == 60  # the footer alone looks right
+
+
+def test_a_file_of_another_writer_version_is_refused_for_copying(tmp_path, hours):
+    _, source = hours
+    layout = encoding.layout("tier3")
+    assert layout.created_by.startswith(b"parquet-cpp-arrow version ")
+    written_by(source, b"parquet-cpp-arrow version 19.0.1")
+    with pa.OSFile(str(source), "r") as fh:
+        refusal = layout.refusal(splice.Source(fh))
+        assert not layout.accepts(splice.Source(fh))
+    assert refusal == f"written by parquet-cpp-arrow version 19.0.1, not by {layout.created_by.decode()}"
+    with pytest.raises(splice.SpliceError, match="written by parquet-cpp-arrow version 19.0.1"):
+        splice.compact(source, tmp_path / "out.parquet", layout)
+
+
+def test_a_file_of_another_writer_version_is_encoded_again_by_the_encoding_writer(tmp_path, hours):
+    table, source = hours
+    written_by(source, b"parquet-mr version 1.12.3 (build abc)")
+    encoding.compact(source, tmp_path / "out.parquet", "tier3", spliced=False)
+    out = pq.ParquetFile(tmp_path / "out.parquet")
+    assert out.metadata.created_by == encoding.layout("tier3").created_by.decode()
+    assert out.read().equals(table)
+
+
+@pytest.mark.parametrize("tier", ["tier1", "tier3"])
+def test_the_encoding_writer_makes_the_splice_writers_rows_and_row_groups(tmp_path, tier):
+    """``PARQUET_SPLICE=0``: the same file as splicing makes, rows and row groups, by pyarrow alone."""
+    tables = [dense_table(tier, rows, seed=rows) for rows in (13, 0, 9)]
+    paths = [write_hours(tmp_path / f"{i}.parquet", t, tier, 4) for i, t in enumerate(tables)]
+    extra = dense_table(tier, 5, seed=5)
+    for spliced in (True, False):
+        with encoding.writer(tmp_path / f"out-{spliced}.parquet", tier, spliced=spliced) as writer:
+            for path in paths:
+                with pa.OSFile(str(path), "r") as fh:
+                    writer.add(splice.Source(fh))
+            writer.encode(iter([extra.slice(0, 2), extra.slice(2)]))
+            digest, size, rows = writer.close()
+        data = (tmp_path / f"out-{spliced}.parquet").read_bytes()
+        assert (digest, size, rows) == (hashlib.sha256(data).hexdigest(), len(data), 27)
+    spliced, encoded = (pq.ParquetFile(tmp_path / f"out-{spliced}.parquet") for spliced in (True, False))
+    assert encoded.read().equals(pa.concat_tables([*tables, extra]))
+    assert encoded.read().equals(spliced.read())
+    groups = [[f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)] for f in (spliced, encoded)]
+    assert groups == [[13, 9, 5]] * 2
+
+
+def test_the_encoding_writer_refuses_a_file_of_another_schema(tmp_path):
+    path = tmp_path / "other.parquet"
+    pq.write_table(dense_table("tier1", 5).append_column("extra", pa.array(range(5))), path)
+    with (
+        pa.OSFile(str(path), "r") as fh,
+        encoding.writer(tmp_path / "out.parquet", "tier1", spliced=False) as writer,
+        pytest.raises(splice.SpliceError, match="schema"),
+    ):
+        writer.add(splice.Source(fh))
+
+
+def test_a_chunk_copied_whole_to_a_wrong_offset_is_caught_by_decoding_its_first_row(tmp_path, monkeypatch):
+    """Row groups copied whole are decoded to their first row: enough to show every chunk starts
+    where the footer says (the rest of a chunk is its source's bytes, in order)."""
+    layout = encoding.layout("tier2")
+    path = next(p for p, kind in encoding.leaf_columns("tier2") if kind == "DOUBLE" and ".list." not in p)
+    sources = [
+        write_hours(tmp_path / f"{day}.parquet", dense_table("tier2", 20, seed=day), "tier2", 20) for day in (1, 2)
+    ]
+    real_copy_whole = splice.Writer._copy_whole
+
+    def two_bytes_early(self, source, chunk):
+        moved = real_copy_whole(self, source, chunk)
+        if ".".join(p.decode() for p in moved.value(splice.META_PATH)[1]) == path:
+            moved.set(splice.META_DATA_PAGE, splice.I64, moved.value(splice.META_DATA_PAGE) - 2)
+        return moved
+
+    monkeypatch.setattr(splice.Writer, "_copy_whole", two_bytes_early)
+    with splice.Writer(tmp_path / "out.parquet", layout) as writer:
+        for source in sources:
+            with pa.OSFile(str(source), "r") as fh:
+                writer.add(splice.Source(fh))
+        with pytest.raises(splice.SpliceError, match="does not read back"):
+            writer.close()
+    assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_rows == 40  # the footer alone looks right
