@@ -23,6 +23,11 @@ from .models import Actor, Mode, RotationEvent, TierToken
 logger = logging.getLogger("tokens.admin")
 
 ADMIN_MODES = (Mode.ANNOUNCE, Mode.PROMOTE, Mode.EMERGENCY)
+CONFIRM_LABELS = {
+    Mode.ANNOUNCE: "Yes, announce new links for the selected tiers",
+    Mode.PROMOTE: "Yes, promote the new links of the selected tiers",
+    Mode.EMERGENCY: "Yes, revoke the selected tiers' links and issue new ones",
+}
 ROTATE_PERMISSION = "tokens.rotate_tiertoken"
 LINKS_PERMISSION = "tokens.view_patreon_links"
 
@@ -127,6 +132,7 @@ class TierTokenAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
             "title": f"Confirm: {mode.label.lower()} tier tokens",
             "mode": mode,
+            "confirm_label": CONFIRM_LABELS[mode],
             "rows": [(outcome, outcome.tier in asked) for outcome in preview.outcomes],
             "repeat_minutes": int(rotation.EMERGENCY_REPEAT_WINDOW.total_seconds() // 60),
         }
@@ -168,7 +174,9 @@ class TierTokenAdmin(ReadOnlyAdmin):
             "markdown": links.render(items, "markdown"),
         }
         response = TemplateResponse(request, "admin/tokens/patreon_links.html", context)
-        response["Referrer-Policy"] = "no-referrer"
+        # Live links in the body: no cache keeps them. The URL has no token, so the admin's
+        # same-origin referrer policy stays (its logout form must post with a real Origin).
+        response["Cache-Control"] = "no-store, private"
         return response
 
 
