@@ -3,11 +3,14 @@ from django.urls import include, path
 
 from deliveries import health_views
 
+from . import views
+
 admin.site.site_header = "Instrumetriq delivery"
 admin.site.site_title = "Instrumetriq delivery"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", views.landing, name="landing"),
     path("healthz", health_views.healthz, name="healthz"),
     path("", include("deliveries.urls")),
 ]
