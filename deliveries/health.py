@@ -108,7 +108,9 @@ def _last_build():
     nightly = runs.exclude(pk__in=manual_runs.values("pk")).first()  # (a plain exclude drops rows without the key)
     if nightly is not None and nightly.outcome not in GOOD_OUTCOMES:
         problems.append(
-            Problem("build_failed", None, f"last build_daily run (started {nightly.started_at:%Y-%m-%d %H:%M} UTC) failed")
+            Problem(
+                "build_failed", None, f"last build_daily run (started {nightly.started_at:%Y-%m-%d %H:%M} UTC) failed"
+            )
         )
     manual = manual_runs.first()
     if (

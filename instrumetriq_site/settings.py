@@ -67,7 +67,6 @@ if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DEBUG is off: set ALLOWED_HOSTS (comma-separated host names).")
 
 
-
 def demo_env(var_dir):
     """``make run``/``make demo`` write the demo's SITE_URL to ``var/demo.env``: read back in DEBUG
     only, so ``manage.py patreon_links`` run by hand prints links on the port the demo serves."""
