@@ -15,7 +15,6 @@ from . import mtd, storage
 from .models import BuildRun, DailyFile, MonthBundle
 from .tiers import Tier
 
-
 FAIL, WARN = "fail", "warn"
 
 
