@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from deliveries import health_views
+from deliveries.dashboard import delivery_state_view
 
 from . import views
 
@@ -9,6 +10,7 @@ admin.site.site_header = "Instrumetriq delivery"
 admin.site.site_title = "Instrumetriq delivery"
 
 urlpatterns = [
+    path("admin/delivery-state/", admin.site.admin_view(delivery_state_view), name="delivery_state"),
     path("admin/", admin.site.urls),
     path("", views.landing, name="landing"),
     path("healthz", health_views.healthz, name="healthz"),

@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
+from deliveries.admin import lines_html
 from deliveries.tiers import Tier
 
 from . import links, rotation
@@ -34,6 +35,9 @@ LINKS_PERMISSION = "tokens.view_patreon_links"
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """History is written by rotations only: nobody adds, edits or deletes it by hand."""
+
+    class Media:
+        css = {"all": ["css/admin-delivery.css"]}
 
     def has_add_permission(self, request):
         return False
@@ -185,8 +189,12 @@ class RotationEventAdmin(ReadOnlyAdmin):
     list_display = ("at", "mode", "actor", "user", "touched", "ok", "summary")
     list_filter = ("mode", "actor", "ok")
     date_hierarchy = "at"
-    fields = ("at", "mode", "actor", "user", "requested_tiers", "tiers", "outcome_lines", "ok", "summary")
+    fields = ("at", "mode", "actor", "user", "requested", "touched", "outcome_lines", "ok", "summary")
     readonly_fields = fields
+
+    @admin.display(description="Tiers asked for")
+    def requested(self, obj):
+        return ", ".join(obj.requested_tiers) or "none"
 
     @admin.display(description="Tiers changed")
     def touched(self, obj):
@@ -194,4 +202,4 @@ class RotationEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Per tier")
     def outcome_lines(self, obj):
-        return "; ".join(f"{tier}: {item.get('action')}: {item.get('message')}" for tier, item in obj.outcomes.items())
+        return lines_html(f"{tier}: {item.get('action')}: {item.get('message')}" for tier, item in obj.outcomes.items())
