@@ -15,7 +15,7 @@ from .factories import publish_day
 from .test_views_support import publish_scenario
 
 
-def operator_morning(now):
+def operator_morning(now, *, announce=True):
     """Publish, rotate and record as above, for ``now`` (a morning after the build deadline)."""
     today = now.date()
     scenario = publish_scenario("tier1", today=today)
@@ -25,7 +25,8 @@ def operator_morning(now):
     for tier in ("tier2", "tier3"):
         mtd.build_month(tier, mtd.month_start(today - timedelta(days=1)), today=today)
     rotation.init(at=now - timedelta(days=3))
-    rotation.announce(["tier1"], at=now - timedelta(hours=2))
+    if announce:
+        rotation.announce(["tier1"], at=now - timedelta(hours=2))
     nightly = BuildRun.objects.create(
         command="build_daily",
         arguments={"days": [(today - timedelta(days=1)).isoformat()], "explicit": False},

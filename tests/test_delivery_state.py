@@ -63,7 +63,7 @@ def test_per_tier_newest_day_month_strip_and_links(admin_client, morning):
     text = squash(tier1)
     assert f"current #{current.pk} since 2026-11-07 06:00 UTC" in text
     assert f"next #{upcoming.pk} announced 2026-11-10 04:00 UTC" in text
-    assert "announce Sun 2026-11-15 00:00 UTC" in text and "promote Mon 2026-11-16 00:00 UTC" in text
+    assert "announce Sun 15 Nov 00:00 UTC" in text and "promote Mon 16 Nov 00:00 UTC" in text
     tier3 = squash(row_of(html, "tier3"))
     assert "2026-11-08" in tier3 and "no next token" in tier3
 

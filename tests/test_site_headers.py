@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.conf import settings
-from django.test import Client
 
 from .test_views_support import NOW, issue_current, publish_scenario
 
