@@ -37,7 +37,9 @@ MARKER = re.compile(r"^\s*<!--\s*(doc-test|illustrative):\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 # An unlabelled block whose lines start like these is a shell block in disguise (a usage synopsis,
 # with [options] or a|b choices, is not something to paste).
-COMMANDS = re.compile(r"^(\$ )?(manage(\.py)?|\.venv/|python3?|curl|sudo|make|gunicorn|systemctl|apt|git|pip|tail|cp)\b")
+COMMANDS = re.compile(
+    r"^(\$ )?(manage(\.py)?|\.venv/|python3?|curl|sudo|make|gunicorn|systemctl|apt|git|pip|tail|cp)\b"
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,9 @@ def test_every_shell_block_is_run_by_a_test_or_marked_illustrative():
     found = all_blocks()
     assert len(found) > 40  # the parser sees the docs
     unmarked = [str(block) for block in found if is_shell(block) and not block.kind]
-    assert unmarked == [], "run these in tests/test_docs.py (<!-- doc-test: NAME -->) or mark them <!-- illustrative: why -->"
+    assert unmarked == [], (
+        "run these in tests/test_docs.py (<!-- doc-test: NAME -->) or mark them <!-- illustrative: why -->"
+    )
     named = [block.name for block in found if block.kind == "doc-test"]
     assert len(named) == len(set(named)), "two blocks share a doc-test name"
     assert set(named) == RUNNERS
@@ -269,7 +273,9 @@ def test_the_runbook_commands_run_as_written(tmp_path):
     assert "Analyst (tier2)" in outputs["ops-emergency-links"] and "tier1" not in outputs["ops-emergency-links"]
     assert "2026-11-24: published: published" in outputs["ops-partial-day"]
     assert "(partial: 21/24 hours)" in outputs["ops-partial-day"]
-    assert re.search(r"^\d+ build_daily \d{4}-\d\d-\d\d \d\d:\d\d (success|nothing_to_do)", outputs["ops-recent-runs"], re.M)
+    assert re.search(
+        r"^\d+ build_daily \d{4}-\d\d-\d\d \d\d:\d\d (success|nothing_to_do)", outputs["ops-recent-runs"], re.M
+    )
     assert "build_daily success" in outputs["ops-rerun"]
     assert "[dry run]" not in outputs["ops-backfill"] and "dry_run" in outputs["ops-backfill"]
     assert "wrote index/tier1.json" in outputs["ops-force-index"]

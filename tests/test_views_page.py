@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from deliveries import storage
+from deliveries import mtd, storage
 from tokens import rotation
 
 from .factories import publish_day
@@ -278,3 +278,15 @@ def test_page_costs_at_most_three_queries(client, scenario, token, django_assert
 def test_post_is_not_allowed(client, token):
     url = reverse("deliveries:tier_page", args=["tier1"])
     assert client.post(f"{url}?t={token}").status_code == 405
+
+
+def test_an_ended_month_with_missing_days_says_month_ended_not_complete(client, token):
+    """On the 1st the bundle is last month's: its month has ended, which is not the same as complete."""
+    with time_machine.travel("2026-12-01 06:00Z", tick=False):
+        publish_day("tier1", NOW.date().replace(day=29))
+        publish_day("tier1", NOW.date().replace(day=30))
+        mtd.build_month("tier1", NOW.date().replace(day=1), today=NOW.date().replace(month=12, day=1))
+        body = text_of(page(client, token=token))
+    assert "month ended</span>" in body and "complete month" not in body
+    assert '<span class="badge partial">month ended</span>' in body  # not the green badge: 28 days are missing
+    assert "28 missing" in body
