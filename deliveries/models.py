@@ -189,7 +189,7 @@ class BuildRun(models.Model):
         indexes = [models.Index(fields=["-started_at"], name="buildrun_recent")]
 
     def __str__(self):
-        return f"{self.command} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+        return f"{self.command} {self.started_at:%Y-%m-%d %H:%M} UTC {self.outcome}"
 
     @property
     def duration(self):
@@ -210,7 +210,7 @@ class Lease(models.Model):
     expires_at = models.DateTimeField()
 
     def __str__(self):
-        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
+        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S} UTC"
 
 
 class DownloadCount(models.Model):
