@@ -143,6 +143,10 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
             assert headers["Cache-Control"] == "no-store, private"
             assert headers["Referrer-Policy"] == "no-referrer"
             assert headers["Strict-Transport-Security"].startswith("max-age=31536000")
+            csp = headers["Content-Security-Policy"].split("; ")
+            assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in str(csp)
+            status, headers, _ = fetch(f"{origin}/admin/login/")
+            assert status == 200 and headers["Referrer-Policy"] == "same-origin"  # CSRF origin checks work
             stylesheet = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', page)
             assert stylesheet, "static files are not the hashed names collectstatic wrote"
             status, headers, _ = fetch(origin + stylesheet.group(1))
