@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.contrib import admin
 from django.db.models import Sum
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from tokens.models import RotationEvent, TierToken, TokenState
@@ -88,6 +90,8 @@ class Chart:
     first: date
     last: date
     peak: int
+    width: int
+    height: int
     rows: list = field(default_factory=list)  # one per tier: tier, total, bars
 
 
@@ -156,7 +160,7 @@ def build_runs(limit=RECENT_RUNS):
 
 def rotation_runs(limit=RECENT_RUNS):
     lines = []
-    for event in RotationEvent.objects.select_related(None).order_by("-at", "-pk")[:limit]:
+    for event in RotationEvent.objects.order_by("-at", "-pk")[:limit]:
         failed = [
             f"{tier}: {item.get('message')}" for tier, item in event.outcomes.items() if item.get("action") == "failed"
         ]
@@ -189,7 +193,7 @@ def downloads_chart(today, days=CHART_DAYS, *, unit=10, height=60):
         .order_by()
     }
     peak = max(counts.values(), default=0)
-    chart = Chart(first=first, last=today, peak=peak)
+    chart = Chart(first=first, last=today, peak=peak, width=days * unit, height=height)
     for tier in Tier:
         bars = []
         for index in range(days):
@@ -198,7 +202,6 @@ def downloads_chart(today, days=CHART_DAYS, *, unit=10, height=60):
             h = round(n / peak * (height - 2), 1) if peak and n else 0
             bars.append({"day": day, "n": n, "x": index * unit + 1, "w": unit - 2, "y": height - h, "h": h})
         chart.rows.append({"tier": tier, "total": sum(bar["n"] for bar in bars), "bars": bars})
-    chart.width, chart.height = days * unit, height
     return chart
 
 
@@ -223,8 +226,5 @@ def delivery_state(now=None):
 
 def delivery_state_view(request):
     """``/admin/delivery-state/``: staff only (wrapped in ``admin_view`` in the URLconf)."""
-    from django.contrib import admin
-    from django.template.response import TemplateResponse
-
     context = {**admin.site.each_context(request), "title": "Delivery state", **delivery_state()}
     return TemplateResponse(request, "admin/delivery_state.html", context)
