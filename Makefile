@@ -32,10 +32,14 @@ migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
 # The printed demo links point at the address the server listens on, unless SITE_URL says otherwise.
+# The demo's SITE_URL is kept in var/demo.env (settings read it with DEBUG on), so a later
+# `manage.py patreon_links` run by hand prints links on the port the demo serves.
 DEMO_SITE_URL = $${SITE_URL:-http://$(HOST):$(PORT)}
+DEMO_DAYS ?= 10
 
 demo: migrate
-	SITE_URL=$(DEMO_SITE_URL) $(BIN)/python manage.py setup_demo
+	mkdir -p "$${VAR_DIR:-var}" && echo "SITE_URL=$(DEMO_SITE_URL)" > "$${VAR_DIR:-var}/demo.env"
+	SITE_URL=$(DEMO_SITE_URL) $(BIN)/python manage.py setup_demo --days $(DEMO_DAYS)
 
 run: demo
 	SITE_URL=$(DEMO_SITE_URL) $(BIN)/python manage.py runserver $(HOST):$(PORT)

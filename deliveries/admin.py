@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.db.models import CharField, IntegerField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Cast, Coalesce, Substr
-from django.template.defaultfilters import filesizeformat
+from django.template.defaultfilters import filesizeformat, pluralize
 from django.utils.html import format_html, format_html_join
 
 from .models import BuildRun, DailyFile, DownloadCount, MonthBundle
@@ -42,14 +42,96 @@ def download_history(obj, kinds, label):
     )
 
 
+def human_duration(value):
+    """A timedelta as people read it: "0.4 s", "12 s", "3 min 05 s", "1 h 02 min"."""
+    if value is None:
+        return "–"
+    seconds = value.total_seconds()
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def lines_html(lines):
+    """Readable lines for a detail page, one list item each (instead of the JSON they are stored as)."""
+    lines = list(lines)
+    if not lines:
+        return "none"
+    return format_html(
+        '<ul class="record-lines">{}</ul>', format_html_join("", "<li>{}</li>", ((line,) for line in lines))
+    )
+
+
+def step_lines(run):
+    """ "daily: success in 4.2 s: 3 days" for each step of a run."""
+    return [
+        f"{step.get('name')}: {step.get('outcome')} in {step.get('seconds', 0):.1f} s"
+        + (f": {step['detail']}" if step.get("detail") else "")
+        for step in run.steps
+    ]
+
+
+def result_lines(run):
+    """ "2026-11-23 tier1: published: published 84 rows" for each day (or month) result of a run."""
+    lines = []
+    for result in run.results:
+        what = " ".join(str(result[key]) for key in ("date", "month", "tier") if result.get(key))
+        lines.append(f"{what or 'result'}: {result.get('outcome')}: {result.get('message', '')}".rstrip(": "))
+    return lines
+
+
+def first_failure(run):
+    """The first thing that went wrong in a run, in one line, or "" when nothing did."""
+    if run.error:
+        return run.error.strip().splitlines()[0]
+    for step in run.steps:
+        if step.get("outcome") == "failed":
+            return f"{step.get('name')}: {step.get('detail', '')}"
+    for line, result in zip(result_lines(run), run.results, strict=True):
+        if result.get("outcome") == "failed":
+            return line
+    return ""
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows are written by the build; editing them by hand would desync them from storage."""
+    """Rows are records written by the commands; editing or deleting them by hand would desync them
+    from storage and rewrite history, so the admin only shows them."""
+
+    class Media:
+        css = {"all": ["css/admin-delivery.css"]}
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ListedFilter(admin.SimpleListFilter):
+    """Listed (what subscribers are offered) or delisted (kept as history), from the queryset's own
+    ``published()``/``deleted()``: the one place that says what "listed" means."""
+
+    title = "listed"
+    parameter_name = "listed"
+
+    def lookups(self, request, model_admin):
+        return (("listed", "listed"), ("delisted", "delisted"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "listed":
+            return queryset.published()
+        if self.value() == "delisted":
+            return queryset.deleted()
+        return queryset
 
 
 class DownloadCountsAdmin(ReadOnlyAdmin):
@@ -91,20 +173,9 @@ class DownloadCountsAdmin(ReadOnlyAdmin):
 
 @admin.register(DailyFile)
 class DailyFileAdmin(DownloadCountsAdmin):
-    list_display = (
-        "date",
-        "tier",
-        "row_count",
-        "size",
-        "coverage",
-        "is_partial",
-        "skipped_lines",
-        "downloads",
-        "manifest_downloads",
-        "published_at",
-        "deleted_at",
-    )
-    list_filter = ("tier", "is_partial", ("deleted_at", admin.EmptyFieldListFilter), "date")
+    # What fits at 1280 px beside the filters; manifest views and skipped lines are on the detail page.
+    list_display = ("date", "tier", "listed", "row_count", "size", "coverage", "downloads", "published_at")
+    list_filter = ("tier", ListedFilter, "is_partial", "date")
     date_hierarchy = "date"
     search_fields = ("sha256", "key")
     ordering = ("-date", "tier")
@@ -120,24 +191,21 @@ class DailyFileAdmin(DownloadCountsAdmin):
     def size(self, obj):
         return filesizeformat(obj.size_bytes)
 
-    @admin.display(description="hours")
+    @admin.display(description="hours", ordering="hours_found")
     def coverage(self, obj):
-        return f"{obj.hours_found}/24"
+        return f"{obj.hours_found}/24" + (" partial" if obj.is_partial else "")
+
+    @admin.display(description="listed", ordering="deleted_at")
+    def listed(self, obj):
+        """Whether subscribers are offered the file now (``is_available``), else since when not."""
+        if obj.is_available:
+            return "listed"
+        return format_html('delisted <span class="quiet">{}</span>', f"{obj.deleted_at:%Y-%m-%d %H:%M} UTC")
 
 
 @admin.register(MonthBundle)
 class MonthBundleAdmin(DownloadCountsAdmin):
-    list_display = (
-        "month_label",
-        "tier",
-        "coverage_start",
-        "coverage_end",
-        "row_count",
-        "size",
-        "downloads",
-        "manifest_downloads",
-        "built_at",
-    )
+    list_display = ("month_label", "tier", "days", "row_count", "size", "downloads", "built_at")
     list_filter = ("tier", "month")
     ordering = ("-month", "tier")
     count_kinds = (DownloadCount.Kind.MTD, DownloadCount.Kind.MTD_MANIFEST)
@@ -152,6 +220,12 @@ class MonthBundleAdmin(DownloadCountsAdmin):
     def month_label(self, obj):
         return obj.month_label
 
+    @admin.display(description="days")
+    def days(self, obj):
+        """ "2026-11-01 to 2026-11-23: 22 days, 1 missing" """
+        text = f"{obj.coverage_start} to {obj.coverage_end}: {len(obj.days_included)} days"
+        return text + (f", {len(obj.days_missing)} missing" if obj.days_missing else "")
+
     @admin.display(description="size", ordering="size_bytes")
     def size(self, obj):
         return filesizeformat(obj.size_bytes)
@@ -159,16 +233,49 @@ class MonthBundleAdmin(DownloadCountsAdmin):
 
 @admin.register(BuildRun)
 class BuildRunAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "command", "outcome", "duration", "summary")
+    list_display = ("started_at", "command", "outcome", "took", "summary")
     list_filter = ("outcome", "command", "started_at")
     date_hierarchy = "started_at"
+    fields = (
+        "command",
+        "arguments_line",
+        "outcome",
+        "started_at",
+        "finished_at",
+        "took",
+        "error",
+        "steps_lines",
+        "results_lines",
+    )
+    readonly_fields = fields
 
     @admin.display(description="summary")
     def summary(self, obj):
-        failed = [r for r in obj.results if r.get("outcome") == "failed"]
-        if obj.error:
-            return obj.error.splitlines()[0][:120]
-        return f"{len(obj.results)} day results, {len(failed)} failed"
+        failure = first_failure(obj)
+        if failure:
+            return failure[:120]
+        return f"{len(obj.results)} result{pluralize(len(obj.results))}, none failed"
+
+    @admin.display(description="duration")
+    def took(self, obj):
+        return human_duration(obj.duration)
+
+    @admin.display(description="arguments")
+    def arguments_line(self, obj):
+        def text(value):
+            if isinstance(value, list):
+                return ", ".join(str(item) for item in value) or "none"
+            return str(value)
+
+        return "; ".join(f"{key}: {text(value)}" for key, value in obj.arguments.items()) or "none"
+
+    @admin.display(description="steps")
+    def steps_lines(self, obj):
+        return lines_html(step_lines(obj))
+
+    @admin.display(description="results")
+    def results_lines(self, obj):
+        return lines_html(result_lines(obj))
 
 
 @admin.register(DownloadCount)

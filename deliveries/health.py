@@ -15,15 +15,33 @@ from . import mtd, storage
 from .models import BuildRun, DailyFile, MonthBundle
 from .tiers import Tier
 
+FAIL, WARN = "fail", "warn"
+
 
 @dataclass(frozen=True)
 class Problem:
+    """One finding. A ``fail`` means delivery to subscribers is not OK now; a ``warn`` is worth a
+    look (a manual backfill that failed) but subscribers are unaffected."""
+
     code: str
     tier: str | None
     message: str
+    severity: str = FAIL
+
+    @property
+    def is_failure(self):
+        return self.severity == FAIL
 
     def as_dict(self):
         return {"code": self.code, "message": self.message}
+
+
+def failures(problems):
+    return [problem for problem in problems if problem.is_failure]
+
+
+def warnings(problems):
+    return [problem for problem in problems if not problem.is_failure]
 
 
 def deadline():
@@ -64,15 +82,53 @@ def _mtd_complete(tier, expected):
     return [Problem("mtd_lacks_day", tier, f"{tier}: {expected:%Y-%m} bundle lacks published day(s) {days}")]
 
 
+GOOD_OUTCOMES = (BuildRun.Outcome.SUCCESS, BuildRun.Outcome.NOTHING_TO_DO)
+
+
+def _days_of(run):
+    days = run.arguments.get("days") or []
+    return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}" if days else "no days"
+
+
 def _last_build():
-    # A dry run or a run that found the lock taken says nothing about whether the last build worked.
-    run = BuildRun.objects.filter(command="build_daily").latest_conclusive()
-    if run is not None and run.outcome in (BuildRun.Outcome.FAILED, BuildRun.Outcome.CRASHED):
-        how = "failed" if run.outcome == BuildRun.Outcome.FAILED else "crashed"
-        return [
-            Problem("build_failed", None, f"last build_daily run (started {run.started_at:%Y-%m-%d %H:%M} UTC) {how}")
-        ]
-    return []
+    """The nightly run's failure fails health; a manual run's (``--date``, ``--from``) only warns.
+
+    Health answers "is delivery to subscribers OK now?". A failed one-off rebuild of a past day
+    published nothing (a day's rows change only once its files are in storage), so subscribers see
+    what they saw before; if it did leave something listed broken, the freshness, month bundle and
+    object checks fail on their own. The nightly run (a plain ``build_daily``) is the one that
+    keeps delivery going: its failure stays a failure until the next good nightly run. Dry runs
+    and runs that found the build lock taken say nothing either way; any outcome other than success
+    or nothing-to-do counts as failed.
+    """
+    runs = BuildRun.objects.filter(command="build_daily").conclusive().order_by("-started_at")
+    problems = []
+    manual_runs = runs.filter(arguments__explicit=True)
+    nightly = runs.exclude(pk__in=manual_runs.values("pk")).first()  # (a plain exclude drops rows without the key)
+    if nightly is not None and nightly.outcome not in GOOD_OUTCOMES:
+        problems.append(
+            Problem(
+                "build_failed",
+                None,
+                f"last build_daily run (started {nightly.started_at:%Y-%m-%d %H:%M} UTC) {nightly.outcome}",
+            )
+        )
+    manual = manual_runs.first()
+    if (
+        manual is not None
+        and manual.outcome not in GOOD_OUTCOMES
+        and not runs.filter(started_at__gt=manual.started_at, outcome__in=GOOD_OUTCOMES).exists()
+    ):
+        problems.append(
+            Problem(
+                "backfill_failed",
+                None,
+                f"manual build_daily run #{manual.pk} ({_days_of(manual)}, started "
+                f"{manual.started_at:%Y-%m-%d %H:%M} UTC) failed; what subscribers see is unchanged",
+                WARN,
+            )
+        )
+    return problems
 
 
 def _object_problems(tier, label, key, manifest_key, size_bytes):
@@ -104,7 +160,7 @@ def _objects(tiers):
 
 
 def run_checks(*, now=None, check_objects=True, tiers=None):
-    """Every problem found, in a stable order; an empty list means healthy."""
+    """Every problem found (failures and warnings), in a stable order; no failure means healthy."""
     now = now or timezone.now()
     tiers = [tier.value for tier in Tier.selected(tiers)]
     problems = []
@@ -132,4 +188,4 @@ def run_checks(*, now=None, check_objects=True, tiers=None):
 
 
 def is_healthy(**kwargs):
-    return not run_checks(**kwargs)
+    return not failures(run_checks(**kwargs))

@@ -19,9 +19,10 @@ def healthz_payload():
         now = timezone.now()
         problems = health.run_checks(now=now)
         payload = {
-            "status": "fail" if problems else "ok",
+            "status": "fail" if health.failures(problems) else "ok",
             "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "problems": [problem.as_dict() for problem in problems],
+            "problems": [problem.as_dict() for problem in health.failures(problems)],
+            "warnings": [problem.as_dict() for problem in health.warnings(problems)],
         }
         cache.set(CACHE_KEY, payload, settings.HEALTHZ_CACHE_SECONDS)
     return payload

@@ -195,7 +195,7 @@ class BuildRun(models.Model):
         indexes = [models.Index(fields=["-started_at"], name="buildrun_recent")]
 
     def __str__(self):
-        return f"{self.command} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+        return f"{self.command} {self.started_at:%Y-%m-%d %H:%M} UTC {self.outcome}"
 
     @property
     def duration(self):

@@ -94,7 +94,7 @@ def apply_retention(*, keep_days=None, dry_run=False, delete_orphans=False, tier
     """Delete from storage the days past each tier's newest ``keep_days`` (default
     ``DAILY_RETENTION_DAYS``) and mark their rows deleted; list (and optionally remove) orphans.
 
-    Run it under the build lease (the command does): an object uploaded by a build whose row is
+    Run it under the build lock (the command does): an object uploaded by a build whose row is
     not written yet would otherwise look like an orphan.
     """
     keep_days = settings.DAILY_RETENTION_DAYS if keep_days is None else keep_days

@@ -306,6 +306,7 @@ def snippet_for(listing):
 # The queries still run on every request (token, days, month), so a rotation, a revocation or a
 # new file shows at once; only the template work for an unchanged page is saved.
 TOKEN_MARK = f"tkn{secrets.token_hex(12)}"
+NONCE_MARK = f"nonce{secrets.token_hex(12)}"  # the response's CSP nonce, swapped in the same way
 RENDER_CACHE_SIZE = 64
 _rendered = OrderedDict()
 _rendered_lock = threading.Lock()
@@ -358,6 +359,7 @@ def page_context(tier, token, validation, listing, now):
         "api_url": reverse("deliveries:api_tier", args=[tier.value]) + token_query(token),
         "feed_url": reverse("deliveries:feed", args=[tier.value]) + token_query(token),
         "today": today,
+        "csp_nonce": NONCE_MARK,
     }
 
 
@@ -386,7 +388,7 @@ def tier_page(request, tier):
     if not validation:
         return forbidden(request, tier)
     html = render_page(request, tier, validation, downloads.listing(tier), timezone.now())
-    return HttpResponse(html.replace(TOKEN_MARK, quote(token, safe="")))
+    return HttpResponse(html.replace(TOKEN_MARK, quote(token, safe="")).replace(NONCE_MARK, str(request.csp_nonce)))
 
 
 # --- Downloads -----------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ server, ``django.request`` on a 4xx, our own views) would otherwise write a usab
 
 import logging
 import re
+import time
+from datetime import UTC
 
 TOKEN_IN_TEXT = re.compile(r"(?i)(\b(?:t|token)=)[^&\s\"'#]+")
 REDACTED = r"\1[redacted]"
@@ -27,3 +29,18 @@ class RedactTokensFilter(logging.Filter):
         if isinstance(request, str):
             record.request = redact(request)
         return True
+
+
+def utc_stamp(moment=None):
+    """How every log line and command line writes a moment: "2026-11-24 00:30:05 UTC"."""
+    from django.utils import timezone
+
+    return f"{(moment or timezone.now()).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+class UTCFormatter(logging.Formatter):
+    """Timestamps in UTC, marked as such, whatever the process's TZ: cron logs read the same everywhere."""
+
+    converter = time.gmtime
+    default_time_format = "%Y-%m-%d %H:%M:%S"
+    default_msec_format = "%s.%03d UTC"

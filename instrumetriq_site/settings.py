@@ -8,6 +8,7 @@ Production (``DEBUG=0``) fails closed: it refuses to start without a real ``SECR
 import os
 from pathlib import Path
 
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -65,7 +66,23 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "t
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DEBUG is off: set ALLOWED_HOSTS (comma-separated host names).")
 
-SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+def demo_env(var_dir):
+    """``make run``/``make demo`` write the demo's SITE_URL to ``var/demo.env``: read back in DEBUG
+    only, so ``manage.py patreon_links`` run by hand prints links on the port the demo serves."""
+    values = {}
+    try:
+        lines = (var_dir / "demo.env").read_text().splitlines()
+    except OSError:
+        return values
+    for line in lines:
+        name, sep, value = line.partition("=")
+        if sep and not name.lstrip().startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+SITE_URL = env("SITE_URL", (DEBUG and demo_env(VAR_DIR).get("SITE_URL")) or "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -77,15 +94,18 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_crontab",
+    "csp",
     "instrumetriq_site.apps.SiteConfig",
     "deliveries",
     "tokens",
 ]
 
 MIDDLEWARE = [
+    # Outermost: they set headers on every response, redirects and static files included.
+    "csp.middleware.CSPMiddleware",
+    "instrumetriq_site.middleware.TokenPageHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "instrumetriq_site.middleware.TokenPageHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -149,6 +169,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Every date and time the admin shows is UTC and says so ("2026-11-24 00:41 UTC").
+FORMAT_MODULE_PATH = ["instrumetriq_site.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
@@ -162,7 +184,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 ARCHIVE_ROOT = Path(env("ARCHIVE_ROOT", VAR_DIR / "archive"))
 MIN_HOURS = env_int("MIN_HOURS", 20)
 DAILY_RETENTION_DAYS = env_int("DAILY_RETENTION_DAYS", 7)
-SIGNED_URL_EXPIRY = env_int("SIGNED_URL_EXPIRY", 580800)  # 6 days 20 hours, under R2's 7-day cap
+SIGNED_URL_EXPIRY = env_int("SIGNED_URL_EXPIRY", 590400)  # 6 days 20 hours, under R2's 7-day cap
 DOWNLOAD_REDIRECT_EXPIRY = env_int("DOWNLOAD_REDIRECT_EXPIRY", 300)
 BUILD_DEADLINE_UTC = env("BUILD_DEADLINE_UTC", "03:00")
 HEALTHCHECK_PING_URL = env("HEALTHCHECK_PING_URL")
@@ -284,9 +306,30 @@ CRONTAB_DJANGO_SETTINGS_MODULE = "instrumetriq_site.settings"
 
 # --- Security -----------------------------------------------------------------------------------
 
-SECURE_REFERRER_POLICY = "no-referrer"
+# same-origin, not no-referrer: under no-referrer browsers send "Origin: null" with a form POST and
+# Django's CSRF check (rightly) refuses it, so the admin could not log in. Pages whose URL carries
+# a token get no-referrer from TokenPageHeadersMiddleware instead.
+SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# A strict Content-Security-Policy on every response (django-csp; Django's own CSP support needs
+# Django 6, which needs Python 3.12). Nothing inline: scripts and styles are static files; a page
+# that needs computed CSS (the tier page's chart geometry) puts it in a <style> with the nonce.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "manifest-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+    },
+}
 SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -306,7 +349,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact_tokens": {"()": "instrumetriq_site.logging.RedactTokensFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {
+            "()": "instrumetriq_site.logging.UTCFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"], "formatter": "plain"},
     },

@@ -118,7 +118,7 @@ def test_schema(client, scenario, token):
         assert entry["url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.parquet?t={token}"
         assert entry["manifest_url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.manifest.json?t={token}"
         expires = parse_time(entry["signed_url_expires_at"])
-        assert expires == NOW + timedelta(minutes=5, seconds=580800)
+        assert expires == NOW + timedelta(minutes=5, seconds=590400)
     partial = next(entry for entry in daily if entry["partial"])
     assert partial["date"] == "2026-11-08"
     assert (partial["hours_found"], partial["missing_hours"]) == (21, ["21", "22", "23"])
@@ -263,7 +263,7 @@ def test_s3_signed_url_is_presigned_for_the_configured_expiry(client, s3_storage
     data = api(client, token).json()
     entry = data["daily"][0]
     assert entry["signed_url"].startswith(s3_storage.meta.endpoint_url)
-    assert "X-Amz-Expires=580800" in entry["signed_url"]
+    assert "X-Amz-Expires=590400" in entry["signed_url"]
     with urllib.request.urlopen(entry["signed_url"], timeout=10) as response:
         body = response.read()
         disposition = response.headers["Content-Disposition"]

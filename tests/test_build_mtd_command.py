@@ -49,7 +49,7 @@ def test_a_second_run_reports_unchanged_and_nothing_to_do():
     run("--tier", "tier1")
     assert run("--tier", "tier1") == [
         "tier1 2026-11: unchanged: 1 days, the bundle already holds them",
-        "1 bundles: 1 unchanged",
+        "1 bundle: 1 unchanged",
     ]
     assert BuildRun.objects.order_by("-pk").first().outcome == BuildRun.Outcome.NOTHING_TO_DO
 
@@ -65,7 +65,7 @@ def test_dry_run_writes_nothing():
     publish_day("tier1", date(2026, 11, 5))
     lines = run("--tier", "tier1", "--dry-run")
     assert lines[0].startswith("tier1 2026-11: dry_run: would build 1 days")
-    assert lines[-1] == "1 bundles: 1 would build"
+    assert lines[-1] == "1 bundle: 1 would build"
     assert not MonthBundle.objects.exists()
     assert storage.list_keys("tier1/mtd/") == []
     assert BuildRun.objects.get().outcome == BuildRun.Outcome.DRY_RUN

@@ -1,6 +1,7 @@
 """Cron jobs exit non-zero when their command fails, so cron (and its MAILTO) notice."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_real_crontab_run_of_a_failing_build_exits_1_and_of_a_clean_job_exits_0(
 
     failed = manage("crontab", "run", build_hash, env=env)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "build_daily: build_daily failed" in failed.stderr
+    assert re.search(r"^build_daily: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC build_daily failed", failed.stderr, re.M)
 
     assert manage("rotate_tokens", "--mode", "init", env=env).returncode == 0
     clean = manage("crontab", "run", promote_hash, env=env)  # nothing announced: does nothing, says so

@@ -19,9 +19,15 @@ AFTER_DEADLINE = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
 BEFORE_DEADLINE = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
 
 
-def record_build(outcome, started_at, command="build_daily"):
+def record_build(outcome, started_at, command="build_daily", days=None):
+    """A finished run; with ``days`` a manual one (``--date``/``--from``), as the pipeline records it."""
+    arguments = {"days": days, "explicit": True} if days else {"days": [], "explicit": False}
     return BuildRun.objects.create(
-        command=command, started_at=started_at, finished_at=started_at + timedelta(minutes=5), outcome=outcome
+        command=command,
+        started_at=started_at,
+        finished_at=started_at + timedelta(minutes=5),
+        outcome=outcome,
+        arguments=arguments,
     )
 
 
@@ -86,6 +92,51 @@ def test_the_last_finished_build_daily_run_failing_is_a_problem_until_one_succee
     assert problems[0].message == "last build_daily run (started 2026-11-20 01:00 UTC) failed"
     record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC))
     assert health.run_checks(now=AFTER_DEADLINE) == []
+
+
+def test_a_failed_manual_backfill_of_a_past_day_is_a_warning_not_a_failure():
+    healthy_system()
+    run = record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-10-05"])
+    problems = health.run_checks(now=AFTER_DEADLINE)
+    assert codes(problems) == [("backfill_failed", None)]
+    assert health.failures(problems) == [] and health.is_healthy(now=AFTER_DEADLINE)
+    assert problems[0].message == (
+        f"manual build_daily run #{run.pk} (2026-10-05, started 2026-11-20 02:00 UTC) failed; "
+        "what subscribers see is unchanged"
+    )
+
+
+def test_a_backfill_warning_lasts_until_a_later_run_succeeds():
+    healthy_system()
+    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-10-01", "2026-10-31"])
+    assert "(2026-10-01 to 2026-10-31," in health.run_checks(now=AFTER_DEADLINE)[0].message
+    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 2, 30, tzinfo=UTC), days=["2026-10-05"])
+    assert health.run_checks(now=AFTER_DEADLINE) == []
+
+
+def test_a_failed_backfill_does_not_hide_a_failed_nightly_run():
+    healthy_system()
+    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))  # the nightly run
+    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC), days=["2026-10-05"])
+    assert codes(health.run_checks(now=AFTER_DEADLINE)) == [("build_failed", None)]
+
+
+def test_a_backfill_that_left_a_listed_day_broken_fails_through_the_object_check():
+    healthy_system()
+    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-11-18"])
+    storage.delete(DailyFile.objects.get(tier="tier2", date=date(2026, 11, 18)).key)
+    problems = health.run_checks(now=AFTER_DEADLINE)
+    assert [(p.code, p.severity) for p in problems] == [("backfill_failed", "warn"), ("object_missing", "fail")]
+    assert not health.is_healthy(now=AFTER_DEADLINE)
+
+
+def test_any_outcome_but_success_or_nothing_to_do_counts_as_failed():
+    """A new outcome (such as a crashed run) must not pass as healthy just because it is not "failed"."""
+    healthy_system()
+    BuildRun.objects.filter(pk=record_build("failed", datetime(2026, 11, 20, 1, 0, tzinfo=UTC)).pk).update(
+        outcome="crashed"
+    )
+    assert codes(health.run_checks(now=AFTER_DEADLINE)) == [("build_failed", None)]
 
 
 def test_a_later_dry_run_or_locked_run_does_not_hide_a_failed_build():

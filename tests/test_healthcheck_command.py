@@ -76,3 +76,16 @@ def test_a_stale_tier_fails():
         "FAIL stale: tier1: newest published day is 2026-11-18, expected 2026-11-19 (deadline 03:00 UTC)",
         "FAIL mtd_lacks_day: tier1: 2026-11 bundle lacks published day(s) 2026-11-18",
     ]
+
+
+def test_a_failed_manual_backfill_warns_and_exits_zero(healthy):
+    with pytest.raises(CommandError, match="build_daily failed"):
+        call_command("build_daily", "--date", "2026-10-05", stdout=io.StringIO())  # the archive lacks it
+    run = BuildRun.objects.latest("started_at")
+    out = io.StringIO()
+    call_command("healthcheck", stdout=out)
+    assert out.getvalue().splitlines() == [
+        f"WARN backfill_failed: manual build_daily run #{run.pk} (2026-10-05, started 2026-11-20 06:00 UTC) failed; "
+        "what subscribers see is unchanged",
+        "ok: delivery is healthy, 1 warning(s)",
+    ]

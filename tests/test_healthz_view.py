@@ -36,7 +36,12 @@ def test_healthy_is_200_ok_with_no_store(client):
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert response["Cache-Control"] == "no-store"
-    assert response.json() == {"status": "ok", "checked_at": "2026-11-20T06:00:00Z", "problems": []}
+    assert response.json() == {
+        "status": "ok",
+        "checked_at": "2026-11-20T06:00:00Z",
+        "problems": [],
+        "warnings": [],
+    }
 
 
 def test_a_problem_is_503_with_codes_and_messages_only(client):
@@ -55,6 +60,7 @@ def test_a_problem_is_503_with_codes_and_messages_only(client):
         "status": "fail",
         "checked_at": "2026-11-20T06:00:00Z",
         "problems": [{"code": "build_failed", "message": "last build_daily run (started 2026-11-20 00:30 UTC) failed"}],
+        "warnings": [],
     }
     assert b"AKIA" not in response.content
 

@@ -134,6 +134,8 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
             # Without the proxy's header the request is plain http: redirected to https.
             status, headers, _ = fetch(f"{origin}/ping", headers={})
             assert status == 301 and headers["Location"] == f"https://127.0.0.1:{port}/ping"
+            status, headers, _ = fetch(page_url, headers={})  # a token URL's redirect sends no Referer on
+            assert status == 301 and headers["Referrer-Policy"] == "no-referrer"
 
             # The tier page.
             status, headers, body = fetch(page_url)
@@ -143,6 +145,10 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
             assert headers["Cache-Control"] == "no-store, private"
             assert headers["Referrer-Policy"] == "no-referrer"
             assert headers["Strict-Transport-Security"].startswith("max-age=31536000")
+            csp = headers["Content-Security-Policy"].split("; ")
+            assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in str(csp)
+            status, headers, _ = fetch(f"{origin}/admin/login/")
+            assert status == 200 and headers["Referrer-Policy"] == "same-origin"  # CSRF origin checks work
             stylesheet = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', page)
             assert stylesheet, "static files are not the hashed names collectstatic wrote"
             status, headers, _ = fetch(origin + stylesheet.group(1))
@@ -160,7 +166,7 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
             link = re.search(rf'href="(/downloads/tier1/daily/{newest["date"]}\.parquet\?t=[^"]+)"', page)
             assert link, "no download link for the newest day on the page"
             status, headers, _ = fetch(origin + link.group(1).replace("&amp;", "&"))
-            assert status == 302
+            assert status == 302 and headers["Referrer-Policy"] == "no-referrer"
             location = headers["Location"]
             assert location.startswith(f"{moto_server}/{bucket}/tier1/daily/{newest['date']}/data.parquet?")
             assert "X-Amz-Signature=" in location

@@ -28,7 +28,7 @@ def test_writes_every_tier_by_default_and_chosen_tiers_on_request():
     assert json.loads(storage.read_bytes("index/tier1.json"))["daily"][0]["date"] == "2026-11-03"
     out = io.StringIO()
     call_command("publish_index", "--tier", "tier2", stdout=out)
-    assert out.getvalue().splitlines() == ["wrote index/tier2.json", "1 index files written"]
+    assert out.getvalue().splitlines() == ["wrote index/tier2.json", "1 index file written"]
 
 
 def test_a_storage_failure_is_a_command_error():

@@ -90,3 +90,24 @@ def test_check_deploy_is_clean_in_production_mode(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_signed_url_expiry_default_is_6_days_20_hours_under_the_7_day_cap(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if k != "SIGNED_URL_EXPIRY"}
+    clean.update(VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="instrumetriq_site.settings")
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.SIGNED_URL_EXPIRY)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert int(result.stdout) == 6 * 86400 + 20 * 3600 == 590400 < 7 * 86400
+
+
+def test_the_demo_site_url_is_read_back_with_debug_on_only(tmp_path):
+    (tmp_path / "demo.env").write_text("# written by make demo\nSITE_URL=http://127.0.0.1:8200\n")
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.SITE_URL)"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SITE_URL", "DEBUG", "SECRET"))}
+    clean.update(VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="instrumetriq_site.settings")
+    run = lambda **env: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
+    ).stdout.strip()
+    assert run() == "http://127.0.0.1:8200"
+    assert run(SITE_URL="https://data.example.com") == "https://data.example.com"  # the environment wins
+    assert run(DEBUG="0", SECRET_KEY=REAL_KEY, ALLOWED_HOSTS="example.com") == "http://127.0.0.1:8000"

@@ -122,3 +122,27 @@ def test_a_tier_with_only_a_next_token_says_what_to_do(overlap):
     assert item.problem == "No current token, only a next one: run rotate_tokens --mode promote."
     text = links.patreon_text(["tier1"])
     assert "New link" in text and "Current link" not in text and item.problem in text
+
+
+@pytest.mark.parametrize("damage", ["digest", "sealed", "not hex"])
+def test_one_damaged_token_row_is_reported_as_that_row_not_as_a_changed_secret(issued, damage):
+    row = TierToken.objects.get(tier="tier2", state="current")
+    if damage == "digest":
+        TierToken.objects.filter(pk=row.pk).update(digest="0" * 64)
+    elif damage == "sealed":
+        TierToken.objects.filter(pk=row.pk).update(sealed=("f" if row.sealed[0] != "f" else "e") + row.sealed[1:])
+    else:
+        TierToken.objects.filter(pk=row.pk).update(sealed="zz" * 32)
+    items = {item.tier: item for item in links.tier_links()}
+    assert items["tier1"].ok and items["tier3"].ok
+    assert not items["tier2"].ok and items["tier2"].current_url is None
+    assert items["tier2"].problem.startswith(f"The database row of token #{row.pk} (current) is unreadable")
+    assert "TOKEN_SECRET changed" not in items["tier2"].problem
+    assert "rotate_tokens --mode emergency --tier tier2" in items["tier2"].problem
+    # asked for alone, the damaged tier is still told apart from a changed secret (the other tiers open)
+    assert links.tier_links(["tier2"])[0].problem == items["tier2"].problem
+
+
+def test_a_changed_secret_fails_every_tier_as_a_changed_secret(issued, settings):
+    settings.TOKEN_SECRET = "rotated-secret-" * 5
+    assert all("TOKEN_SECRET changed" in item.problem for item in links.tier_links())

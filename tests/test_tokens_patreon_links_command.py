@@ -77,3 +77,33 @@ def test_unknown_tier_or_format_is_refused(overlap):
         run("--tier", "tier9")
     with pytest.raises(CommandError):
         run("--format", "html")
+
+
+@pytest.mark.parametrize("database", ["not a database", "no tables"])
+def test_an_unreadable_database_is_one_line_and_a_non_zero_exit(tmp_path, database):
+    """Run as the operator runs it: a real process, its stderr as the terminal shows it."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    path = tmp_path / "db.sqlite3"
+    if database == "not a database":
+        path.write_bytes(b"this is not an SQLite file " * 100)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "DJANGO_ALLOW"))}
+    env.update(VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{path}")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "patreon_links"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("CommandError: cannot read the tokens: the database is unreadable (")
+    assert ("file is not a database" if database == "not a database" else "no such table") in lines[0]

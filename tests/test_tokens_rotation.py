@@ -83,6 +83,14 @@ def test_announce_twice_keeps_one_next(initialised):
     assert TierToken.objects.filter(state="next").count() == 3
     assert token_of("tier2", "next") == first
     assert "already announced" in result.outcomes[1].message
+    assert "to be promoted Mon 09 Jun 2025 00:00 UTC" in result.outcomes[1].message
+
+
+def test_announce_rerun_after_a_missed_promote_says_the_promote_is_overdue(initialised):
+    rotation.announce(at=SUNDAY)
+    result = rotation.announce(at=MONDAY + timedelta(hours=3))
+    assert "its promote was due Mon 09 Jun 2025 00:00 UTC (run promote)" in result.outcomes[0].message
+    assert "to be promoted" not in result.outcomes[0].message
 
 
 def test_announce_without_a_current_token_fails_for_that_tier_only():

@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from deliveries import storage
+from deliveries import mtd, storage
 from tokens import rotation
 
 from .factories import publish_day
@@ -106,7 +106,8 @@ def test_freshness_columns_snippet_and_chart(client, scenario, token):
 
 
 def test_chart_marks_the_gap_and_the_partial_day(client, scenario, token):
-    html = page(client, token=token).content.decode()
+    response = page(client, token=token)
+    html = response.content.decode()
     chart = html[html.index('<figure class="chart"') : html.index("</figure>")]
     bars = re.findall(r'<rect class="(full|partial|missing)"[^>]*><title>([^<]+)</title>', chart)
     assert len(bars) == 9  # 1 to 9 November
@@ -114,9 +115,18 @@ def test_chart_marks_the_gap_and_the_partial_day(client, scenario, token):
     assert by_day["Fri 2026-11-06"] == "missing"
     assert by_day["Sun 2026-11-08"] == "partial"
     assert by_day["Mon 2026-11-09"] == "full"
-    assert "--days: 9" in chart
-    assert '<span class="chart-band in_mtd" style="grid-column: 1 / 10">Month to date</span>' in chart
-    assert '<span class="chart-band in_daily" style="grid-column: 2 / 10">Daily files</span>' in chart
+    # the geometry is in the page's nonce'd <style> (no style attributes under the CSP)
+    nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"]).group(1)
+    style = re.search(r'<style nonce="([^"]+)">([^<]*)</style>', html)
+    assert style.group(1) == nonce
+    again = page(client, token=token)  # the cached render gets a fresh nonce for each response
+    assert f'<style nonce="{nonce}">' not in again.content.decode()
+    assert re.search(r"'nonce-([^']+)'", again["Content-Security-Policy"]).group(1) in again.content.decode()
+    assert "#chart .chart{--days:9}" in style.group(2)
+    assert "#chart .chart-bands>span:nth-child(1){grid-column:1/10}" in style.group(2)  # Month to date
+    assert "#chart .chart-bands>span:nth-child(2){grid-column:2/10}" in style.group(2)  # Daily files
+    assert '<span class="chart-band in_mtd">Month to date</span><span class="chart-band in_daily">' in chart
+    assert "style=" not in html
 
 
 def test_empty_snippet_names_the_tier(client, token):
@@ -268,3 +278,15 @@ def test_page_costs_at_most_three_queries(client, scenario, token, django_assert
 def test_post_is_not_allowed(client, token):
     url = reverse("deliveries:tier_page", args=["tier1"])
     assert client.post(f"{url}?t={token}").status_code == 405
+
+
+def test_an_ended_month_with_missing_days_says_month_ended_not_complete(client, token):
+    """On the 1st the bundle is last month's: its month has ended, which is not the same as complete."""
+    with time_machine.travel("2026-12-01 06:00Z", tick=False):
+        publish_day("tier1", NOW.date().replace(day=29))
+        publish_day("tier1", NOW.date().replace(day=30))
+        mtd.build_month("tier1", NOW.date().replace(day=1), today=NOW.date().replace(month=12, day=1))
+        body = text_of(page(client, token=token))
+    assert "month ended</span>" in body and "complete month" not in body
+    assert '<span class="badge partial">month ended</span>' in body  # not the green badge: 28 days are missing
+    assert "28 missing" in body

@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
+from deliveries.admin import lines_html
 from deliveries.tiers import Tier
 
 from . import links, rotation
@@ -23,12 +24,20 @@ from .models import Actor, Mode, RotationEvent, TierToken
 logger = logging.getLogger("tokens.admin")
 
 ADMIN_MODES = (Mode.ANNOUNCE, Mode.PROMOTE, Mode.EMERGENCY)
+CONFIRM_LABELS = {
+    Mode.ANNOUNCE: "Yes, announce new links for the selected tiers",
+    Mode.PROMOTE: "Yes, promote the new links of the selected tiers",
+    Mode.EMERGENCY: "Yes, revoke the selected tiers' links and issue new ones",
+}
 ROTATE_PERMISSION = "tokens.rotate_tiertoken"
 LINKS_PERMISSION = "tokens.view_patreon_links"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """History is written by rotations only: nobody adds, edits or deletes it by hand."""
+
+    class Media:
+        css = {"all": ["css/admin-delivery.css"]}
 
     def has_add_permission(self, request):
         return False
@@ -127,6 +136,7 @@ class TierTokenAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
             "title": f"Confirm: {mode.label.lower()} tier tokens",
             "mode": mode,
+            "confirm_label": CONFIRM_LABELS[mode],
             "rows": [(outcome, outcome.tier in asked) for outcome in preview.outcomes],
             "repeat_minutes": int(rotation.EMERGENCY_REPEAT_WINDOW.total_seconds() // 60),
         }
@@ -168,7 +178,9 @@ class TierTokenAdmin(ReadOnlyAdmin):
             "markdown": links.render(items, "markdown"),
         }
         response = TemplateResponse(request, "admin/tokens/patreon_links.html", context)
-        response["Referrer-Policy"] = "no-referrer"
+        # Live links in the body: no cache keeps them. The URL has no token, so the admin's
+        # same-origin referrer policy stays (its logout form must post with a real Origin).
+        response["Cache-Control"] = "no-store, private"
         return response
 
 
@@ -177,8 +189,12 @@ class RotationEventAdmin(ReadOnlyAdmin):
     list_display = ("at", "mode", "actor", "user", "touched", "ok", "summary")
     list_filter = ("mode", "actor", "ok")
     date_hierarchy = "at"
-    fields = ("at", "mode", "actor", "user", "requested_tiers", "tiers", "outcome_lines", "ok", "summary")
+    fields = ("at", "mode", "actor", "user", "requested", "touched", "outcome_lines", "ok", "summary")
     readonly_fields = fields
+
+    @admin.display(description="Tiers asked for")
+    def requested(self, obj):
+        return ", ".join(obj.requested_tiers) or "none"
 
     @admin.display(description="Tiers changed")
     def touched(self, obj):
@@ -186,4 +202,4 @@ class RotationEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Per tier")
     def outcome_lines(self, obj):
-        return "; ".join(f"{tier}: {item.get('action')}: {item.get('message')}" for tier, item in obj.outcomes.items())
+        return lines_html(f"{tier}: {item.get('action')}: {item.get('message')}" for tier, item in obj.outcomes.items())

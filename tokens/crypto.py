@@ -32,7 +32,16 @@ SEAL_PURPOSE = b"instrumetriq.tokens.seal"
 
 
 class SealError(Exception):
-    """A sealed token cannot be opened with the current TOKEN_SECRET."""
+    """A sealed token cannot be opened."""
+
+
+class DamagedSeal(SealError):
+    """The sealed copy is not even well formed: the row was damaged, whatever the secret."""
+
+
+class SealMismatch(SealError):
+    """The opened token does not match its digest: TOKEN_SECRET changed, or the row was damaged.
+    One row alone cannot tell which; ``tokens.links`` compares it with the other live rows."""
 
 
 def is_well_formed(token):
@@ -68,12 +77,12 @@ def unseal(salt_hex, sealed_hex, expected_digest):
     try:
         salt, sealed = bytes.fromhex(salt_hex), bytes.fromhex(sealed_hex)
     except (TypeError, ValueError):
-        raise SealError("the sealed token is not valid hex") from None
+        raise DamagedSeal("the sealed token is not valid hex") from None
     if len(salt) != SALT_BYTES or len(sealed) != TOKEN_BYTES:
-        raise SealError("the sealed token has the wrong length")
+        raise DamagedSeal("the sealed token has the wrong length")
     token = _encode(_xor(sealed, _keystream(salt)))
     if not digests_match(expected_digest, digest(token)):
-        raise SealError("the sealed token does not match its digest: TOKEN_SECRET changed since it was issued")
+        raise SealMismatch("the sealed token does not match its digest: TOKEN_SECRET changed since it was issued")
     return token
 
 

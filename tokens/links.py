@@ -58,16 +58,43 @@ def link_for(tier, token):
     return f"{settings.SITE_URL}/downloads/{tier}?t={token}"
 
 
+SEALED_FIELDS = ("tier", "state", "digest", "salt", "sealed", "announced_at")
+
+
 def tier_links(tiers=None):
     tiers = normalize_tiers(tiers)
     rows = {}
-    for row in (
-        TierToken.objects.live()
-        .filter(tier__in=tiers)
-        .only("tier", "state", "digest", "salt", "sealed", "announced_at")
-    ):
+    for row in TierToken.objects.live().filter(tier__in=tiers).only(*SEALED_FIELDS):
         rows[row.tier, row.state] = row
-    return [_links(tier, rows.get((tier, TokenState.CURRENT)), rows.get((tier, TokenState.NEXT))) for tier in tiers]
+    opened = {key: _open(row) for key, row in rows.items()}
+    secret_changed = _secret_changed(opened.values(), tiers)
+    return [
+        _links(tier, rows.get((tier, TokenState.CURRENT)), rows.get((tier, TokenState.NEXT)), opened, secret_changed)
+        for tier in tiers
+    ]
+
+
+def _open(row):
+    """The row's token, or the SealError that says why it cannot be had."""
+    try:
+        return crypto.unseal_row(row)
+    except crypto.SealError as error:
+        return error
+
+
+def _secret_changed(opened, tiers):
+    """A changed TOKEN_SECRET fails every live token; one damaged row fails alone.
+
+    So a mismatch means the secret changed only if no live token opens, the other tiers' included
+    (asked for only in that case: one more query, on the failure path alone).
+    """
+    opened = list(opened)
+    if not any(isinstance(value, crypto.SealMismatch) for value in opened):
+        return False
+    if any(isinstance(value, str) for value in opened):
+        return False
+    others = TierToken.objects.live().exclude(tier__in=tiers).only(*SEALED_FIELDS)
+    return not any(isinstance(_open(row), str) for row in others)
 
 
 def patreon_text(tiers=None, fmt="text", at=None):
@@ -81,11 +108,9 @@ def render(links, fmt="text", at=None):
     return {"text": _text, "markdown": _markdown, "json": _json}[fmt](links, at)
 
 
-def _links(tier, current, upcoming):
-    try:
-        current_url = link_for(tier, crypto.unseal_row(current)) if current else None
-        next_url = link_for(tier, crypto.unseal_row(upcoming)) if upcoming else None
-    except crypto.SealError:
+def _links(tier, current, upcoming, opened, secret_changed):
+    failed = [row for row in (current, upcoming) if row and not isinstance(opened[tier, row.state], str)]
+    if failed and secret_changed:
         return TierLinks(
             tier,
             None,
@@ -94,6 +119,18 @@ def _links(tier, current, upcoming):
             "TOKEN_SECRET changed since these tokens were issued, so their links no longer work: "
             f"run rotate_tokens --mode emergency --tier {tier}.",
         )
+    if failed:
+        unreadable = " and ".join(f"token #{row.pk} ({row.state})" for row in failed)
+        return TierLinks(
+            tier,
+            None,
+            None,
+            None,
+            f"The database row of {unreadable} is unreadable (its sealed copy is damaged; the other tokens "
+            f"open, so TOKEN_SECRET is right): run rotate_tokens --mode emergency --tier {tier} for a new link.",
+        )
+    current_url = link_for(tier, opened[tier, current.state]) if current else None
+    next_url = link_for(tier, opened[tier, upcoming.state]) if upcoming else None
     if not current_url and not next_url:
         return TierLinks(tier, None, None, None, "No token has been issued: run rotate_tokens --mode init.")
     promotes_at = promote_after(upcoming.announced_at) if upcoming else None

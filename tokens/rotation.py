@@ -260,10 +260,11 @@ def _plan_init(tier, live, at, **_):
 def _plan_announce(tier, live, at, *, actor, **_):
     current, upcoming = live.get(TokenState.CURRENT), live.get(TokenState.NEXT)
     if upcoming:
+        due = promote_after(upcoming.announced_at)
+        promote = f"to be promoted {_when(due)}" if due > at else f"its promote was due {_when(due)} (run promote)"
         return _Plan(
             Action.UNCHANGED,
-            f"already announced: next token #{upcoming.pk} since {_when(upcoming.announced_at)}, "
-            f"promoted {_when(promote_after(upcoming.announced_at))}",
+            f"already announced: next token #{upcoming.pk} since {_when(upcoming.announced_at)}, {promote}",
         )
     if not current:
         return _Plan(Action.FAILED, "has no current token: run rotate_tokens --mode init first")

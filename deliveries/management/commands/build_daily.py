@@ -1,13 +1,20 @@
-"""The nightly job: ``manage.py build_daily`` (cron) or a rebuild/backfill of given days."""
+"""The nightly job: ``manage.py build_daily`` (cron) or a rebuild/backfill of given days.
 
+Every line it prints starts with a UTC timestamp, as ``rotate_tokens``' do: cron appends them to
+``build_daily.log``, where a line without a time says nothing about which night it belongs to.
+"""
+
+import io
 from datetime import timedelta
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from deliveries import locks, pipeline
 from deliveries.build import parse_day, yesterday
 from deliveries.tiers import Tier
+from instrumetriq_site.logging import utc_stamp
 
 MAX_RANGE_DAYS = 400
 
@@ -26,8 +33,20 @@ class Command(BaseCommand):
         parser.add_argument("--tier", action="append", choices=Tier.values, help="only this tier (repeatable)")
         parser.add_argument("--force", action="store_true", help="rebuild days already published from the same input")
         parser.add_argument("--dry-run", action="store_true", help="report what would be done; write nothing")
+        parser.add_argument(
+            "--force-index",
+            action="store_true",
+            help="only rewrite the download index (index/tierN.json) of the selected tiers from what is "
+            "published; build nothing (the emergency procedure's 'regenerate index')",
+        )
+
+    def say(self, message, style=None):
+        line = f"{utc_stamp()} {message}"
+        self.stdout.write(style(line) if style else line)
 
     def handle(self, *args, **options):
+        if options["force_index"]:
+            return self.force_index(options)
         days = self.requested_days(options)
         verbosity = options["verbosity"]
         result = pipeline.run_nightly(
@@ -35,16 +54,33 @@ class Command(BaseCommand):
             tiers=options["tier"],
             force=options["force"],
             dry_run=options["dry_run"],
-            progress=(lambda message: self.stdout.write(message)) if verbosity >= 1 else None,
+            progress=self.say if verbosity >= 1 else None,
         )
         summary = f"build_daily {result.summary()} (run #{result.run.pk})"
         if result.locked_by:
             # Not a success (nothing was built) and not a failure (nothing is broken): exit 75,
             # EX_TEMPFAIL, "try again later". See docs/operations.md, "Another build is running".
-            raise CommandError(summary, returncode=locks.EXIT_LOCKED)
+            raise CommandError(f"{utc_stamp()} {summary}", returncode=locks.EXIT_LOCKED)
         if not result.ok:
-            raise CommandError(summary)
-        self.stdout.write(self.style.SUCCESS(summary))
+            raise CommandError(f"{utc_stamp()} {summary}")
+        self.say(summary, self.style.SUCCESS)
+
+    def force_index(self, options):
+        """``publish_index`` under the build lock, so it cannot interleave with a build's own index step."""
+        given = [f"--{name.replace('_', '-')}" for name in ("date", "date_from", "date_to") if options[name]]
+        given += [f"--{name.replace('_', '-')}" for name in ("force", "dry_run") if options[name]]
+        if given:
+            raise CommandError(f"--force-index rewrites the index only: drop {', '.join(given)}")
+        out = io.StringIO()
+        try:
+            with locks.build_lock():
+                call_command("publish_index", *[f"--tier={tier}" for tier in options["tier"] or []], stdout=out)
+        except locks.BuildLocked as held:
+            raise CommandError(f"{utc_stamp()} index not rewritten: {held}", returncode=locks.EXIT_LOCKED) from None
+        except CommandError as exc:
+            raise CommandError(f"{utc_stamp()} {exc}") from None
+        for line in out.getvalue().splitlines():
+            self.say(line)
 
     def requested_days(self, options):
         """None for the nightly default; else the explicit days, after refusing impossible ones."""

@@ -1,6 +1,7 @@
 """manage.py build_mtd: (re)build the month-to-date bundles from the published daily files."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from deliveries import locks, mtd
 from deliveries.models import BuildRun
@@ -20,7 +21,7 @@ def summarise(results):
     counts = ", ".join(
         f"{n} {label}" for outcome, label in LABELS.items() if (n := sum(r.outcome == outcome for r in results))
     )
-    return f"{len(results)} bundles: {counts}"
+    return f"{len(results)} bundle{pluralize(len(results))}: {counts}"
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""manage.py healthcheck: one line per problem and a non-zero exit, or ``ok``."""
+"""manage.py healthcheck: one line per problem and a non-zero exit, or ``ok`` (warnings do not fail)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -18,7 +18,11 @@ class Command(BaseCommand):
     def handle(self, *args, tiers=None, skip_objects=False, **options):
         problems = health.run_checks(check_objects=not skip_objects, tiers=tiers)
         for problem in problems:
-            self.stdout.write(f"FAIL {problem.code}: {problem.message}")
-        if problems:
-            raise CommandError(f"unhealthy: {len(problems)} problem(s)")
-        self.stdout.write("ok: all checks passed")
+            self.stdout.write(f"{'FAIL' if problem.is_failure else 'WARN'} {problem.code}: {problem.message}")
+        failures, warnings = health.failures(problems), health.warnings(problems)
+        if failures:
+            raise CommandError(f"unhealthy: {len(failures)} problem(s)")
+        if warnings:
+            self.stdout.write(f"ok: delivery is healthy, {len(warnings)} warning(s)")
+        else:
+            self.stdout.write("ok: all checks passed")

@@ -1,6 +1,7 @@
 """manage.py publish_index: write index/tierN.json from the database (the database is the index)."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from deliveries import index, storage
 from deliveries.tiers import Tier
@@ -19,4 +20,4 @@ class Command(BaseCommand):
             raise CommandError(f"index not published: {exc}") from None
         for key in keys:
             self.stdout.write(f"wrote {key}")
-        self.stdout.write(f"{len(keys)} index files written")
+        self.stdout.write(f"{len(keys)} index file{pluralize(len(keys))} written")

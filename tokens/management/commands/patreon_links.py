@@ -1,6 +1,7 @@
 """patreon_links: what to paste into each tier's pinned Patreon post, rebuilt from the sealed tokens."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from deliveries.tiers import Tier
 from tokens import links
@@ -16,7 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=links.FORMATS, default="text", dest="fmt")
 
     def handle(self, *args, tiers=None, fmt="text", **options):
-        items = links.tier_links(tiers)
+        try:
+            items = links.tier_links(tiers)
+        except DatabaseError as exc:
+            # One line, like healthcheck, not a traceback: the operator needs the cause, not the stack.
+            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CommandError(f"cannot read the tokens: the database is unreadable ({cause})") from None
         self.stdout.write(links.render(items, fmt), ending="")
         broken = [item.tier for item in items if not item.ok]
         if broken:
