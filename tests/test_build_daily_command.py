@@ -134,6 +134,10 @@ def test_force_index_refuses_build_options(other):
         build_daily("--force-index", *other)
 
 
-def test_force_index_waits_for_no_build_it_refuses_while_one_holds_the_lease():
-    with locks.lease(), pytest.raises(CommandError, match="index not rewritten: build is held by"):
+def test_force_index_waits_for_no_build_it_refuses_while_one_holds_the_lock():
+    with (
+        locks.build_lock(holder="host-a:11:cafe0001"),
+        pytest.raises(CommandError, match="index not rewritten: another build is running") as refused,
+    ):
         build_daily("--force-index")
+    assert refused.value.returncode == locks.EXIT_LOCKED
