@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.utils import timezone
 
-from . import encoding, publish, splice, storage
+from . import encoding, publish, splice, storage, versions
 from .models import DailyFile, MonthBundle, month_end
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
-OUTCOMES = ("built", "unchanged", "no_days", "dry_run", "failed")
+OUTCOMES = ("built", "unchanged", "no_days", "closed", "dry_run", "failed")
 ROW_GROUP_BYTES = 32 * 1024 * 1024  # decoded bytes a row group, for rows that must be encoded again
 
 
@@ -105,7 +105,8 @@ def months_to_build(today=None, tiers=None):
 
     The current month once it has a published day before today. The previous month on the 1st
     (to complete it with its last day), and on any later day if its bundle still lacks a published
-    day, so a failed run on the 1st is healed the next night instead of leaving a hole.
+    day while it is still listed (the current month has no bundle yet), so a failed run on the 1st
+    is healed the next night instead of leaving a hole.
     """
     today = _today(today)
     tiers = Tier.selected(tiers)
@@ -115,7 +116,7 @@ def months_to_build(today=None, tiers=None):
     if today.day == 1:
         if any(published_days(tier, previous, month_end(previous)) for tier in tiers):
             months.append(previous)
-    elif any(days_lacking(tier, previous) for tier in tiers):
+    elif any(days_lacking(tier, previous) and not versions.is_closed_month(tier, previous) for tier in tiers):
         months.append(previous)
     yesterday = today - timedelta(days=1)
     if yesterday >= current and any(published_days(tier, current, yesterday) for tier in tiers):
@@ -387,7 +388,9 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
     """Build and publish one tier's bundle for the month starting ``month_start``.
 
     Publishes nothing unless every day was read and verified; the MonthBundle row changes only
-    after data and manifest are both in storage (``publish.publish_month``).
+    after data and manifest are both in storage, as a new version (``publish.publish_month``). A
+    month whose bundle is no longer listed (a later month has one) is not rebuilt: no subscriber
+    would be shown it.
     """
     tier = Tier(tier).value
     first = month_start.replace(day=1)
@@ -396,6 +399,11 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
     result = MonthResult(tier=tier, month=first, outcome="no_days")
     if end < start:
         result.message = f"nothing due yet: the month starts {first}"
+        return result
+    if versions.is_closed_month(tier, first):
+        newest = MonthBundle.objects.for_tier(tier).newest_first().first()
+        result.outcome = "closed"
+        result.message = f"the {newest.month_label} bundle is listed; an earlier month's bundle is not rebuilt"
         return result
     try:
         bundle = MonthBundle.objects.for_tier(tier).filter(month=first).first()

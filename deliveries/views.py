@@ -94,10 +94,11 @@ def token_query(token):
     return f"?t={quote(token, safe='')}"
 
 
-def file_links(tier, token, kind, label, *, absolute=False):
-    """The token-checked links of one file: data, manifest view, manifest download."""
+def file_links(tier, token, kind, label, *, absolute=False, version=None):
+    """The token-checked links of one file: data, manifest view, manifest download. With
+    ``version`` (the API's links) they fetch that version, even after a rebuild listed another."""
     prefix = settings.SITE_URL if absolute else ""
-    query = token_query(token)
+    query = token_query(token) + (f"&v={version}" if version else "")
     kwargs = {"tier": tier.value, "label": label}
     data = reverse(f"deliveries:{kind}_file", kwargs=kwargs)
     manifest = reverse(f"deliveries:{kind}_manifest", kwargs=kwargs)
@@ -398,7 +399,7 @@ def _download(request, tier, kind, label, *, manifest):
     if not validate(tier, token):
         return forbidden(request, tier)
     try:
-        target = downloads.find(tier, kind, label, manifest=manifest)
+        target = downloads.find(tier, kind, label, manifest=manifest, version=request.GET.get("v"))
         attachment = not manifest or request.GET.get("download") == "1"
         response = downloads.respond(request, target, attachment=attachment)
     except downloads.NotAvailable:
@@ -468,7 +469,7 @@ def signed_file(request, filename):
 def api_entry(tier, token, kind, label, obj, extra):
     target = downloads.Target(tier.value, kind, label, obj.key, obj.download_filename)
     signed, expires_at = downloads.signed_url(target)
-    links = file_links(tier, token, kind, label, absolute=True)
+    links = file_links(tier, token, kind, label, absolute=True, version=obj.sha256[:16])
     return {
         **extra,
         "rows": obj.row_count,
