@@ -108,7 +108,7 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
         current = [t for t in tiers if t in existing and existing[t].input_fingerprint == fingerprint]
         if len(current) == len(tiers):
             retired = [t for t in current if existing[t].deleted_at is not None]
-            why = "deleted by retention" if retired else "already published from the same input"
+            why = "delisted by retention" if retired else "already published from the same input"
             return DayResult(day, Outcome.SKIPPED, f"{why}; --force rebuilds", tiers=list(tiers), hours_found=found)
     if dry_run:
         partial = f", partial: missing {','.join(day_files.missing_hours)}" if day_files.missing_hours else ""

@@ -47,7 +47,7 @@ TIER_PARAM = placeholder("tier")
 
 
 class NotAvailable(Exception):
-    """No such file to hand out: never published, deleted by retention, or gone from storage."""
+    """No such file to hand out: never published, delisted by retention, or gone from storage."""
 
 
 # --- What a tier shows ---------------------------------------------------------------------------

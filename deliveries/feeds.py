@@ -1,7 +1,7 @@
 """The tier's Atom feed: one entry per published file, so a feed reader shows new data.
 
-A month bundle is rebuilt in place every night; its entry id includes the file's SHA-256 so each
-rebuild shows up as new, and a daily file rebuilt with late hours does the same.
+A month bundle is rebuilt as a new version every night; its entry id includes the file's SHA-256 so
+each rebuild shows up as new, and a daily file rebuilt with late hours does the same.
 """
 
 from dataclasses import dataclass

@@ -1,8 +1,9 @@
 """Month-to-date bundles: every published day of a month, up to yesterday, in one Parquet file.
 
 Built from the published daily files (never from the archive), so the bundle holds exactly what
-subscribers could download day by day. Retention deletes daily files after 7 days, so days whose
-daily file is gone are carried forward from the current bundle, which holds the same bytes' rows.
+subscribers could download day by day. Retention delists daily files after 7 days (and the
+collector deletes them later), so days no longer listed are carried forward from the current
+bundle, which holds the same bytes' rows. Each build is a new version under keys of its own.
 
 Copied, not re-encoded: a daily file is one row group, and the bundle is those row groups' column
 chunks copied byte for byte under a footer of its own (``splice``), a day at a time. It runs at the
@@ -139,9 +140,10 @@ class _Day:
 def _included_days(tier, first, start, end, bundle):
     """The days the bundle will hold, in date order.
 
-    A live daily file is always included. A deleted one is included when the current bundle holds
-    exactly that version: retention deletes daily files after 7 days, so from the 8th of a month
-    on, the earlier days exist only in the bundle, and the bundle must carry them forward.
+    A listed daily file is always included. A delisted one is included when the current bundle
+    holds exactly that version: retention delists daily files after 7 days (their objects are
+    collected later), so from the 8th of a month on, the earlier days exist only in the bundle,
+    and the bundle must carry them forward.
     """
     held = bundle_days(bundle)
     rows = DailyFile.objects.for_tier(tier).in_month(first).filter(date__gte=start, date__lte=end).order_by("date")

@@ -61,7 +61,7 @@ def catch_up_days(now=None):
 
     The window reaches back to the start of yesterday's month (so the month-to-date bundle is
     complete) or the retention window, whichever is longer. A day counts as missed when the
-    archive has it and not every tier has a row for it (published, or deleted by retention).
+    archive has it and not every tier has a row for it (published, or delisted by retention).
     Yesterday is always tried; an older day whose hour files changed later is rebuilt with
     ``build_daily --date`` (its new input is noticed, no ``--force`` needed).
     """
