@@ -164,8 +164,9 @@ def close_months_before(tier, first, now):
     """Delist the tier's bundles of months before ``first`` (its new newest month)."""
     label = f"{first:%Y-%m}"
     StoredVersion.objects.listed().filter(tier=tier, kind=MTD, label__lt=label).update(delisted_at=now)
-    for bundle in MonthBundle.objects.for_tier(tier).filter(month__lt=first):
-        delist_bundle(bundle, now)
+    delisted = StoredVersion.objects.delisted().values("key")
+    for bundle in MonthBundle.objects.for_tier(tier).filter(month__lt=first).exclude(key__in=delisted):
+        delist_bundle(bundle, now)  # a bundle from before the ledger: its row starts here
 
 
 def adopt_unledgered(now):
@@ -173,7 +174,7 @@ def adopt_unledgered(now):
     from before the ledger): listed when the row is shown, else delisted as of its ``deleted_at``
     (a daily file) or ``now`` (a bundle of a closed month: when it was closed is not known, so its
     grace starts now). Returns the number of rows added."""
-    known = set(StoredVersion.objects.values_list("key", flat=True))
+    known = StoredVersion.objects.values("key")
     added = 0
     with transaction.atomic():
         ledger_lock()

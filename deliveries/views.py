@@ -96,7 +96,8 @@ def token_query(token):
 
 def file_links(tier, token, kind, label, *, absolute=False, version=None):
     """The token-checked links of one file: data, manifest view, manifest download. With
-    ``version`` (the API's links) they fetch that version, even after a rebuild listed another."""
+    ``version`` (the listed one's, as the page, feed and API give) they fetch that version, even
+    after a rebuild listed another, so the bytes match the SHA-256 shown beside the link."""
     prefix = settings.SITE_URL if absolute else ""
     query = token_query(token) + (f"&v={version}" if version else "")
     kwargs = {"tier": tier.value, "label": label}
@@ -262,7 +263,7 @@ def daily_entry(tier, token, daily):
         "file": daily,
         "label": daily.date.isoformat(),
         "missing_hours": hour_ranges(daily.missing_hours) if daily.is_partial else "",
-        **file_links(tier, token, DAILY, daily.date.isoformat()),
+        **file_links(tier, token, DAILY, daily.date.isoformat(), version=daily.sha256[:16]),
     }
 
 
@@ -278,7 +279,7 @@ def mtd_entry(tier, token, bundle, today):
         "is_complete": bundle.coverage_end >= bundle.month_end,
         "missing": [date.fromisoformat(d) for d in bundle.days_missing],
         "partial": [date.fromisoformat(d) for d in bundle.partial_days],
-        **file_links(tier, token, MTD, label),
+        **file_links(tier, token, MTD, label, version=bundle.sha256[:16]),
     }
 
 
