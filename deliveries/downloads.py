@@ -166,7 +166,8 @@ def parse_label(kind, label):
 
 
 def find(tier, kind, label, *, manifest=False, version=None):
-    """The Target for a tier's daily or MTD file (or its manifest). One query; NotAvailable if none.
+    """The Target for a tier's daily or MTD file (or its manifest). One query (a second for a pinned
+    version no longer listed); NotAvailable if none.
 
     ``version`` (the first 16 hex digits of the data's SHA-256, as the API's links carry it) pins
     the version the subscriber was shown: served while it is in storage, even after a rebuild

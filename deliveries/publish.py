@@ -62,8 +62,8 @@ def upload_daily(tier, day, parquet_path, manifest, *, consume=False):
 
 def record_daily(tier, day, manifest, *, input_fingerprint, built_at=None):
     """Show an uploaded day to subscribers: switch its DailyFile row to the new version and delist
-    the one it replaces. Call inside a transaction (one for all tiers of a day); raises
-    ``versions.VersionMissing`` when the upload is not in storage."""
+    the one it replaces, in one transaction (or the caller's: ``build`` switches all tiers of a day
+    together). Raises ``versions.VersionMissing`` when the upload is not in storage."""
     label = day.isoformat()
     data_key, manifest_key = storage.version_keys(tier, versions.DAILY, label, manifest["parquet_sha256"])
     now = timezone.now()
