@@ -201,6 +201,17 @@ def fetch_remote(url):
         return error.code, b""
 
 
+def listed_by_api(api):
+    entries = ([api["mtd"]] if api["mtd"] else []) + api["daily"]
+    return [(entry["filename"], entry["sha256"], entry["size_bytes"]) for entry in entries]
+
+
+def listed_by_index(tier="tier1"):
+    listed = json.loads(storage.read_bytes(storage.index_key(tier)))
+    entries = ([listed["mtd"]] if listed["mtd"] else []) + listed["daily"]
+    return [(entry["filename"], entry["sha256"], entry["size_bytes"]) for entry in entries]
+
+
 def subscriber_problems(client, token, settings):
     """What a subscriber would find wrong: a listed file that does not download as listed."""
     problems = []
@@ -249,6 +260,7 @@ def test_a_run_killed_at_any_step_boundary_shows_subscribers_only_true_entries_a
         "2026-11-04",
     ]
     assert KILLED_RUN_UPLOAD not in clean["objects"], "the orphan was collected"
+    assert listed_by_index() == listed_by_api(clean["api"]), "the index lists exactly what the API lists"
     assert sum(name.startswith("collecting") for name in boundaries.names) == 3, "a version's 2 objects and the orphan"
     kinds = {name.split(" ")[0] for name in boundaries.names}
     assert kinds == {"after", "before", "collecting:"}, boundaries.names
