@@ -40,11 +40,17 @@ class CollectionReport:
         verb = "would collect" if self.dry_run else "collected"
         line = (
             f"{verb} {len(self.versions)} versions and {len(self.orphans)} orphans ({self.objects} objects); "
-            f"{self.waiting} delisted versions wait for SIGNED_URL_EXPIRY ({settings.SIGNED_URL_EXPIRY} s)"
+            f"{self.waiting} delisted versions wait for SIGNED_URL_EXPIRY ({grace_seconds()} s)"
         )
         if self.kept:
             line += f"; {len(self.kept)} left alone (listed or written again meanwhile)"
         return line + (" (dry run: nothing deleted)" if self.dry_run else "")
+
+
+def grace_seconds():
+    """How long a delisted version (or an orphan) is kept: ``SIGNED_URL_EXPIRY``, the life of the
+    API's signed URLs, or the page's download redirects if those were set to last longer."""
+    return max(settings.SIGNED_URL_EXPIRY, settings.DOWNLOAD_REDIRECT_EXPIRY)
 
 
 def is_temporary(key):
@@ -58,7 +64,7 @@ def collect_garbage(*, dry_run=False, now=None):
     written that long ago. Returns a CollectionReport; a storage error propagates (a rerun
     finishes the job: deleting what is already gone is fine)."""
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.SIGNED_URL_EXPIRY)
+    cutoff = now - timedelta(seconds=grace_seconds())
     report = CollectionReport(dry_run=dry_run, cutoff=cutoff)
     if not dry_run:
         report.adopted = versions.adopt_unledgered(now)

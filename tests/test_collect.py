@@ -75,6 +75,15 @@ def test_a_delisted_version_stays_for_signed_url_expiry_after_its_delisting_then
 
 
 @pytest.mark.django_db
+def test_page_redirects_set_to_outlive_signed_urls_stretch_the_grace(settings):
+    settings.SIGNED_URL_EXPIRY, settings.DOWNLOAD_REDIRECT_EXPIRY = 60, 3600
+    old, _ = superseded_day()
+    delisted = T0 + timedelta(hours=1)
+    assert collect_at(delisted + timedelta(minutes=59)).objects == 0
+    assert collect_at(delisted + timedelta(hours=1)).objects == 2
+
+
+@pytest.mark.django_db
 def test_a_listed_version_is_never_collected_however_old():
     with time_machine.travel(T0 - timedelta(days=300), tick=False):
         daily = publish_day("tier2", DAY)
