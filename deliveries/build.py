@@ -5,8 +5,9 @@ one row group, and tiers 2 and 1 are projected from that same batch. Tier 3's ho
 merged into one row group for the day (``splice.compact``: the price samples' pages are copied,
 only the small columns are encoded again), which is what lets the month-to-date bundle copy days
 instead of re-encoding them. Nothing is published until
-every requested tier is written; then the bytes go to storage (data, then manifest) and only then
-the database rows, all tiers of the day in one transaction.
+every requested tier is written; then the bytes go to storage (data, then manifest, each version
+under keys of its own) and only then the database rows, all tiers of the day in one transaction,
+and then the tiers' index.
 """
 
 import logging
@@ -23,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import archive, encoding, publish, splice, storage
+from . import archive, encoding, index, publish, splice, storage
 from .models import DailyFile
 from .shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
@@ -108,7 +109,7 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
         current = [t for t in tiers if t in existing and existing[t].input_fingerprint == fingerprint]
         if len(current) == len(tiers):
             retired = [t for t in current if existing[t].deleted_at is not None]
-            why = "deleted by retention" if retired else "already published from the same input"
+            why = "delisted by retention" if retired else "already published from the same input"
             return DayResult(day, Outcome.SKIPPED, f"{why}; --force rebuilds", tiers=list(tiers), hours_found=found)
     if dry_run:
         partial = f", partial: missing {','.join(day_files.missing_hours)}" if day_files.missing_hours else ""
@@ -149,9 +150,19 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
                 hours_found=found,
                 cause=Cause.STORAGE,
             )
-    with transaction.atomic():
-        for tier in tiers:
-            publish.record_daily(tier, day, manifests[tier], input_fingerprint=fingerprint, built_at=built_at)
+    try:
+        with transaction.atomic():
+            for tier in tiers:
+                publish.record_daily(tier, day, manifests[tier], input_fingerprint=fingerprint, built_at=built_at)
+    except storage.StorageError as exc:
+        return DayResult(
+            day, Outcome.FAILED, f"{exc}; nothing new is shown to subscribers", hours_found=found, cause=Cause.STORAGE
+        )
+    try:
+        index.publish_index(tiers)
+    except storage.StorageError as exc:
+        message = f"published, but the index was not rewritten ({exc}); the next run rewrites it"
+        return DayResult(day, Outcome.FAILED, message, list(tiers), hours_found=found, cause=Cause.STORAGE)
     seconds = (timezone.now() - started).total_seconds()
     partial = f" (partial: {found}/24 hours{unreadable(day_files)})" if day_files.missing_hours else ""
     skipped = written.skipped_total

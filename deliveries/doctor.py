@@ -38,7 +38,7 @@ from .tiers import Tier
 
 ERROR, WARNING = "error", "warning"
 GROUPS = ("checks", "database", "storage", "archive", "tokens", "cron", "clock")
-SCRATCH_PREFIX = "doctor/"  # outside every tier prefix: never mistaken for an orphan by retention
+SCRATCH_PREFIX = "doctor/"  # outside every tier prefix: never mistaken for an orphan by the collector
 MAX_CLOCK_SKEW = timedelta(seconds=60)
 HTTP_TIMEOUT = 15
 CRON_HINT = "run `manage.py crontab add` as the user that runs the site"
@@ -219,7 +219,7 @@ def check_storage(*, fetch=True):
             _fail(
                 "storage.round_trip",
                 f"cannot {step} a scratch object ({key}): {_storage_reason(exc)}. "
-                "The nightly build writes, reads, lists and deletes (retention).",
+                "The nightly build writes, reads, lists and deletes (collection).",
             )
         )
         if step == "delete":

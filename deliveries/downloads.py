@@ -26,17 +26,20 @@ from django.utils.http import content_disposition_header, http_date
 from instrumetriq_site.compiled_queries import fetch, placeholder
 
 from . import storage
-from .models import DailyFile, DownloadCount, MonthBundle
+from .models import DailyFile, DownloadCount, MonthBundle, StoredVersion
 
 logger = logging.getLogger(__name__)
 
 DAILY, MTD = "daily", "mtd"
 CHUNK = 256 * 1024
 
-# The storage layout of data-contract section 4; anything else is not a deliverable object.
+# The storage layout of data-contract section 4 (a version's folder, or the unversioned keys of
+# earlier installations); anything else is not a deliverable object.
 KEY_PATTERN = re.compile(
-    r"^(?P<tier>tier[1-9])/(?P<kind>daily|mtd)/(?P<label>\d{4}-\d{2}(?:-\d{2})?)/(?P<part>data\.parquet|manifest\.json)$"
+    r"^(?P<tier>tier[1-9])/(?P<kind>daily|mtd)/(?P<label>\d{4}-\d{2}(?:-\d{2})?)/(?:[0-9a-f]{16}/)?"
+    r"(?P<part>data\.parquet|manifest\.json)$"
 )
+VERSION_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 
 
 # A parameter value no tier has, replaced by the real tier when a compiled query runs.
@@ -44,7 +47,7 @@ TIER_PARAM = placeholder("tier")
 
 
 class NotAvailable(Exception):
-    """No such file to hand out: never published, deleted by retention, or gone from storage."""
+    """No such file to hand out: never published, delisted by retention, or gone from storage."""
 
 
 # --- What a tier shows ---------------------------------------------------------------------------
@@ -162,22 +165,43 @@ def parse_label(kind, label):
         raise NotAvailable(f"no {kind} file {label}")
 
 
-def find(tier, kind, label, *, manifest=False):
-    """The Target for a tier's daily or MTD file (or its manifest). One query; NotAvailable if none."""
+def find(tier, kind, label, *, manifest=False, version=None):
+    """The Target for a tier's daily or MTD file (or its manifest). One query (a second for a pinned
+    version no longer listed); NotAvailable if none.
+
+    ``version`` (the first 16 hex digits of the data's SHA-256, as the API's links carry it) pins
+    the version the subscriber was shown: served while it is in storage, even after a rebuild
+    listed a newer one, so a listing and the downloads made from it always agree.
+    """
     day = parse_label(kind, label)
     if kind == DAILY:
-        row = DailyFile.objects.published().filter(tier=tier, date=day).values_list("key", "manifest_key").first()
+        rows = DailyFile.objects.published().filter(tier=tier, date=day)
         label = day.isoformat()
     else:
-        row = MonthBundle.objects.filter(tier=tier, month=day).values_list("key", "manifest_key").first()
+        rows = MonthBundle.objects.filter(tier=tier, month=day)
         label = f"{day:%Y-%m}"
+    row = rows.values_list("key", "manifest_key", "sha256").first()
+    if version is not None and (row is None or not row[2].startswith(version)):
+        row = _pinned(tier, kind, label, version)
     if row is None:
         raise NotAvailable(f"no {kind} file {label} for {tier}")
-    key, manifest_key = row
+    key, manifest_key, _sha256 = row
     filename = storage.download_name(tier, kind, label, manifest=manifest)
     if manifest:
         return Target(tier, f"{kind}_manifest", label, manifest_key, filename)
     return Target(tier, kind, label, key, filename)
+
+
+def _pinned(tier, kind, label, version):
+    """(key, manifest key, sha256) of a version of a file that is not collected yet, or None."""
+    if not VERSION_PATTERN.match(version):
+        return None
+    return (
+        StoredVersion.objects.uncollected()
+        .filter(tier=tier, kind=kind, label=label, sha256__startswith=version)
+        .values_list("key", "manifest_key", "sha256")
+        .first()
+    )
 
 
 def target_for_key(key, filename):

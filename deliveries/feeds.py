@@ -1,7 +1,7 @@
 """The tier's Atom feed: one entry per published file, so a feed reader shows new data.
 
-A month bundle is rebuilt in place every night; its entry id includes the file's SHA-256 so each
-rebuild shows up as new, and a daily file rebuilt with late hours does the same.
+A month bundle is rebuilt as a new version every night; its entry id includes the file's SHA-256 so
+each rebuild shows up as new, and a daily file rebuilt with late hours does the same.
 """
 
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ def entries(tier, token, listing):
     items = []
     if listing.mtd is not None:
         bundle = listing.mtd
-        links = views.file_links(tier, token, MTD, bundle.month_label, absolute=True)
+        links = views.file_links(tier, token, MTD, bundle.month_label, absolute=True, version=bundle.sha256[:16])
         notes = []
         if bundle.days_missing:
             notes.append(f"missing days: {', '.join(bundle.days_missing)}")
@@ -56,7 +56,7 @@ def entries(tier, token, listing):
         )
     for daily in listing.daily:
         label = daily.date.isoformat()
-        links = views.file_links(tier, token, DAILY, label, absolute=True)
+        links = views.file_links(tier, token, DAILY, label, absolute=True, version=daily.sha256[:16])
         partial = f"; partial day, {daily.hours_found}/24 hours" if daily.is_partial else ""
         items.append(
             Entry(

@@ -1,5 +1,10 @@
 """The download index as a static file. The database is the index; ``index/tierN.json`` is a copy
-of it in storage for static consumers and monitoring that cannot query the site."""
+of it in storage for static consumers and monitoring that cannot query the site.
+
+It lists exactly what the API lists. Every step that changes a tier's listing (a new version, a
+month closing, retention) rewrites that tier's file right after its database switch, in one PUT;
+the nightly index step rewrites every tier's, which heals a run stopped in between.
+"""
 
 from datetime import UTC
 

@@ -1,6 +1,7 @@
 """Delivery state. The database is the index: a row is what subscribers are shown, so a row is
-written only after its bytes are fully in storage, and removed from view (``deleted_at``) before
-or when its bytes go."""
+written only after its bytes are fully in storage. Bytes never change under a listed key: every
+version has keys of its own (``StoredVersion``), and a version's objects are deleted only
+``SIGNED_URL_EXPIRY`` after it stopped being listed (``deliveries.collect``)."""
 
 from datetime import timedelta
 
@@ -40,7 +41,8 @@ class DailyFileQuerySet(models.QuerySet):
 
 
 class DailyFile(models.Model):
-    """One tier's Parquet file for one UTC day."""
+    """One tier's Parquet file for one UTC day: the version subscribers are shown (``key``), or,
+    once retention delisted it (``deleted_at``), the history of what was last shown."""
 
     tier = models.CharField(max_length=8, choices=Tier.choices)
     date = models.DateField()
@@ -58,6 +60,7 @@ class DailyFile(models.Model):
     manifest = models.JSONField()
     built_at = models.DateTimeField()
     published_at = models.DateTimeField()
+    # Delisted (by retention): no longer on the page, API or index. Its objects are collected later.
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = DailyFileQuerySet.as_manager()
@@ -99,7 +102,8 @@ class MonthBundleQuerySet(models.QuerySet):
 
 
 class MonthBundle(models.Model):
-    """One tier's month-to-date file; rebuilt nightly in place at the same key."""
+    """One tier's month-to-date file: the version of the month's bundle last published (``key``).
+    Rebuilt nightly as a new version; a tier lists only its newest month's bundle."""
 
     tier = models.CharField(max_length=8, choices=Tier.choices)
     month = models.DateField(help_text="First day of the month.")
@@ -145,6 +149,73 @@ class MonthBundle(models.Model):
     @property
     def manifest_filename(self):
         return download_name(self.tier, "mtd", self.month_label, manifest=True)
+
+
+class StoredVersionQuerySet(models.QuerySet):
+    def listed(self):
+        return self.filter(delisted_at__isnull=True)
+
+    def delisted(self):
+        return self.filter(delisted_at__isnull=False)
+
+    def uncollected(self):
+        return self.filter(collected_at__isnull=True)
+
+    def due(self, cutoff):
+        """Delisted at or before ``cutoff`` and still in storage: what the collector may delete."""
+        return self.filter(delisted_at__lte=cutoff, collected_at__isnull=True)
+
+
+class StoredVersion(models.Model):
+    """One published version's two objects in storage (data and manifest, in a folder of their
+    own) and its life: listed, delisted, collected.
+
+    ``DailyFile`` and ``MonthBundle`` say which version subscribers are shown; this ledger
+    remembers every version they were ever shown, so that its objects are deleted only
+    ``SIGNED_URL_EXPIRY`` after it was delisted (a signed URL handed out while it was listed still
+    fetches the bytes it was listed with) and never while it is listed. Listing, delisting and
+    collecting happen under ``versions.ledger_lock``.
+    """
+
+    class Kind(models.TextChoices):
+        DAILY = "daily", "Daily file"
+        MTD = "mtd", "Month-to-date bundle"
+
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    label = models.CharField(max_length=10, help_text="The date (daily) or month (MTD).")
+    key = models.CharField(max_length=200)
+    manifest_key = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    listed_at = models.DateTimeField()
+    delisted_at = models.DateTimeField(null=True, blank=True, help_text="Empty while listed.")
+    collected_at = models.DateTimeField(null=True, blank=True, help_text="When its objects were deleted.")
+
+    objects = StoredVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-listed_at", "tier", "kind", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="storedversion_one_row_per_key"),
+            models.UniqueConstraint(
+                fields=["tier", "kind", "label"],
+                condition=Q(delisted_at__isnull=True),
+                name="storedversion_one_listed_per_file",
+            ),
+            models.CheckConstraint(
+                condition=Q(collected_at__isnull=True) | Q(delisted_at__isnull=False),
+                name="storedversion_collected_only_once_delisted",
+            ),
+        ]
+        indexes = [models.Index(fields=["collected_at", "delisted_at"], name="storedversion_collectable")]
+
+    def __str__(self):
+        return f"{self.tier} {self.kind} {self.label} {self.sha256[:16] or self.key}"
+
+    @property
+    def is_listed(self):
+        return self.delisted_at is None
 
 
 class BuildRunQuerySet(models.QuerySet):

@@ -1,8 +1,9 @@
 """Month-to-date bundles: every published day of a month, up to yesterday, in one Parquet file.
 
 Built from the published daily files (never from the archive), so the bundle holds exactly what
-subscribers could download day by day. Retention deletes daily files after 7 days, so days whose
-daily file is gone are carried forward from the current bundle, which holds the same bytes' rows.
+subscribers could download day by day. Retention delists daily files after 7 days (and the
+collector deletes them later), so days no longer listed are carried forward from the current
+bundle, which holds the same bytes' rows. Each build is a new version under keys of its own.
 
 Copied, not re-encoded: a daily file is one row group, and the bundle is those row groups' column
 chunks copied byte for byte under a footer of its own (``splice``), a day at a time. It runs at the
@@ -21,11 +22,11 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.utils import timezone
 
-from . import encoding, publish, splice, storage
+from . import encoding, publish, splice, storage, versions
 from .models import DailyFile, MonthBundle, month_end
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
-OUTCOMES = ("built", "unchanged", "no_days", "dry_run", "failed")
+OUTCOMES = ("built", "unchanged", "no_days", "closed", "dry_run", "failed")
 
 
 class MtdError(Exception):
@@ -106,7 +107,8 @@ def months_to_build(today=None, tiers=None):
 
     The current month once it has a published day before today. The previous month on the 1st
     (to complete it with its last day), and on any later day if its bundle still lacks a published
-    day, so a failed run on the 1st is healed the next night instead of leaving a hole.
+    day while it is still listed (the current month has no bundle yet), so a failed run on the 1st
+    is healed the next night instead of leaving a hole.
     """
     today = _today(today)
     tiers = Tier.selected(tiers)
@@ -116,7 +118,7 @@ def months_to_build(today=None, tiers=None):
     if today.day == 1:
         if any(published_days(tier, previous, month_end(previous)) for tier in tiers):
             months.append(previous)
-    elif any(days_lacking(tier, previous) for tier in tiers):
+    elif any(days_lacking(tier, previous) and not versions.is_closed_month(tier, previous) for tier in tiers):
         months.append(previous)
     yesterday = today - timedelta(days=1)
     if yesterday >= current and any(published_days(tier, current, yesterday) for tier in tiers):
@@ -139,9 +141,10 @@ class _Day:
 def _included_days(tier, first, start, end, bundle):
     """The days the bundle will hold, in date order.
 
-    A live daily file is always included. A deleted one is included when the current bundle holds
-    exactly that version: retention deletes daily files after 7 days, so from the 8th of a month
-    on, the earlier days exist only in the bundle, and the bundle must carry them forward.
+    A listed daily file is always included. A delisted one is included when the current bundle
+    holds exactly that version: retention delists daily files after 7 days (their objects are
+    collected later), so from the 8th of a month on, the earlier days exist only in the bundle,
+    and the bundle must carry them forward.
     """
     held = bundle_days(bundle)
     rows = DailyFile.objects.for_tier(tier).in_month(first).filter(date__gte=start, date__lte=end).order_by("date")
@@ -352,7 +355,9 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
     """Build and publish one tier's bundle for the month starting ``month_start``.
 
     Publishes nothing unless every day was read and verified; the MonthBundle row changes only
-    after data and manifest are both in storage (``publish.publish_month``).
+    after data and manifest are both in storage, as a new version (``publish.publish_month``). A
+    month whose bundle is no longer listed (a later month has one) is not rebuilt: no subscriber
+    would be shown it.
     """
     tier = Tier(tier).value
     first = month_start.replace(day=1)
@@ -361,6 +366,11 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
     result = MonthResult(tier=tier, month=first, outcome="no_days")
     if end < start:
         result.message = f"nothing due yet: the month starts {first}"
+        return result
+    if versions.is_closed_month(tier, first):
+        newest = MonthBundle.objects.for_tier(tier).newest_first().first()
+        result.outcome = "closed"
+        result.message = f"the {newest.month_label} bundle is listed; an earlier month's bundle is not rebuilt"
         return result
     try:
         bundle = MonthBundle.objects.for_tier(tier).filter(month=first).first()

@@ -1,8 +1,13 @@
-"""The nightly order of steps: daily files, then month-to-date, then retention, then the index.
+"""The nightly order of steps: daily files, then month-to-date, then retention, then the index,
+then collection.
 
 A step runs only if what it depends on succeeded: retention never runs after a failed build (it
-could delete the last good days while the new one is missing), and the index is rewritten only
-from what is really published. One BuildRun records every step; the build lock (``locks``) keeps a
+could delist the last good days while the new one is missing), and the index is rewritten only
+from what is really published. Each step that changes what is listed rewrites the index of the
+tiers it changed at once; the index step rewrites every tier's, so a run cut short is healed by
+the next. Collection runs whatever happened before it: it deletes only what was delisted
+``SIGNED_URL_EXPIRY`` ago (or orphans as old), so it is safe after a failure, and space is not
+left to pile up over a run of bad nights. One BuildRun records every step; the build lock (``locks``) keeps a
 second, overlapping run (the next cron tick, another host) from doing anything at all, and dies
 with its holder, so a run after a crash proceeds at once.
 """
@@ -17,7 +22,7 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from . import archive, build, index, locks, mtd, retention
+from . import archive, build, collect, index, locks, mtd, retention, storage
 from .models import BuildRun, DailyFile
 from .runs import start_locked_run
 
@@ -31,6 +36,7 @@ class PipelineResult:
     months: list = field(default_factory=list)  # mtd.MonthResult
     retention: object = None
     index_keys: list = field(default_factory=list)
+    collection: object = None
     locked_by: str = ""
 
     @property
@@ -56,7 +62,7 @@ def catch_up_days(now=None):
 
     The window reaches back to the start of yesterday's month (so the month-to-date bundle is
     complete) or the retention window, whichever is longer. A day counts as missed when the
-    archive has it and not every tier has a row for it (published, or deleted by retention).
+    archive has it and not every tier has a row for it (published, or delisted by retention).
     Yesterday is always tried; an older day whose hour files changed later is rebuilt with
     ``build_daily --date`` (its new input is noticed, no ``--force`` needed).
     """
@@ -119,6 +125,17 @@ def run_nightly(*, days=None, tiers=None, force=False, dry_run=False, now=None, 
 
 
 def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock):
+    _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock)
+    with recorder.step("collect") as step:
+        try:
+            result.collection = collect.collect_garbage(dry_run=dry_run, now=now)
+            step["detail"] = result.collection.summary()
+        except storage.StorageError as exc:  # nothing listed is touched; the next run finishes the job
+            step["outcome"], step["detail"] = "failed", f"{exc}; the next run finishes it"
+    say(f"collect: {step['detail']}")
+
+
+def _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock):
     last = build.yesterday(now)
     with recorder.step("daily") as step:
         for position, day in enumerate(days, 1):
@@ -160,8 +177,8 @@ def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say
     else:
         with recorder.step("retention") as step:
             report = result.retention = retention.apply_retention(dry_run=dry_run)
-            verb = "would delete" if dry_run else "deleted"
-            step["detail"] = f"{verb} {report.deleted_count} daily files, {report.protected_count} kept for the MTD"
+            verb = "would delist" if dry_run else "delisted"
+            step["detail"] = f"{verb} {report.delisted_count} daily files, {report.protected_count} kept for the MTD"
         say(f"retention: {step['detail']}")
     if dry_run:
         recorder.skip_step("index", "dry run")

@@ -1,9 +1,10 @@
-"""Retention: keep each tier's newest N published days in storage; older ones become history.
+"""Retention: keep each tier's newest N published days listed; older ones become history.
 
 Counted from the newest published day, not from the clock, so a stalled collector never empties
-the shelf. A day the month's bundle does not hold yet is never deleted: once gone from storage it
-could no longer reach the bundle. Objects go first, then the row is marked, so a run cut short is
-finished by the next one (deleting a missing object is fine).
+the shelf. A day the month's bundle does not hold yet is never delisted while that bundle is
+listed: once off the shelf it could no longer reach the bundle. Retention only delists (the row,
+then the index); the objects stay in storage until ``deliveries.collect`` deletes them
+``SIGNED_URL_EXPIRY`` later, so a link handed out yesterday still fetches what it was listed with.
 """
 
 from dataclasses import dataclass, field
@@ -12,8 +13,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from . import mtd, storage
-from .models import DailyFile, MonthBundle
+from . import index, mtd, publish, storage, versions
+from .models import DailyFile
 from .tiers import Tier
 
 STALE_SCRATCH_AGE = timedelta(days=1)  # far longer than any build; a live build touches its files
@@ -23,7 +24,7 @@ STALE_SCRATCH_AGE = timedelta(days=1)  # far longer than any build; a live build
 class TierRetention:
     tier: str
     kept: list = field(default_factory=list)  # dates, newest first
-    deleted: list = field(default_factory=list)  # deleted, or that a dry run would delete
+    delisted: list = field(default_factory=list)  # delisted, or that a dry run would delist
     protected: list = field(default_factory=list)  # past the window, but the month's bundle lacks them
 
 
@@ -32,13 +33,12 @@ class RetentionReport:
     keep_days: int
     dry_run: bool
     tiers: list = field(default_factory=list)
-    orphans_found: list = field(default_factory=list)
-    orphans_removed: list = field(default_factory=list)
+    index_keys: list = field(default_factory=list)
     scratch_removed: list = field(default_factory=list)  # leftovers of builds that were killed
 
     @property
-    def deleted_count(self):
-        return sum(len(t.deleted) for t in self.tiers)
+    def delisted_count(self):
+        return sum(len(t.delisted) for t in self.tiers)
 
     @property
     def protected_count(self):
@@ -46,10 +46,13 @@ class RetentionReport:
 
 
 def _lacking_by_month(tier, dailies):
-    """Dates of the given days that their month's bundle does not hold (at this version)."""
+    """Dates of the given days that their month's bundle does not hold (at this version), in months
+    whose bundle is still listed: a closed month's bundle is never shown again, so waiting for it
+    would keep the day on the shelf for ever."""
     lacking = set()
     for first in {mtd.month_start(daily.date) for daily in dailies}:
-        lacking.update(daily.date for daily in mtd.days_lacking(tier, first))
+        if not versions.is_closed_month(tier, first):
+            lacking.update(daily.date for daily in mtd.days_lacking(tier, first))
     return lacking
 
 
@@ -63,39 +66,15 @@ def _retain_tier(tier, keep_days, dry_run, now):
         if daily.date in lacking:
             report.protected.append(daily.date)
             continue
-        if not dry_run:
-            storage.delete(daily.key)
-            storage.delete(daily.manifest_key)
-            DailyFile.objects.filter(pk=daily.pk, deleted_at__isnull=True).update(deleted_at=now)
-        report.deleted.append(daily.date)
+        if dry_run or publish.delist_day(daily, now):
+            report.delisted.append(daily.date)
     return report
 
 
-def is_temporary(key):
-    """Upload leftovers (``.incoming-*``, ``*.part``, dot files) are not orphans: a writer may own them."""
-    name = key.rsplit("/", 1)[-1]
-    return name.startswith(".") or name.endswith((".part", ".tmp"))
-
-
-def find_orphans(tiers):
-    """Keys under the tier prefixes that no live DailyFile and no MonthBundle row knows."""
-    known = set()
-    for key, manifest_key in DailyFile.objects.published().filter(tier__in=tiers).values_list("key", "manifest_key"):
-        known.update((key, manifest_key))
-    for key, manifest_key in MonthBundle.objects.filter(tier__in=tiers).values_list("key", "manifest_key"):
-        known.update((key, manifest_key))
-    orphans = []
-    for tier in tiers:
-        orphans.extend(key for key in storage.list_keys(f"{tier}/") if key not in known and not is_temporary(key))
-    return orphans
-
-
-def apply_retention(*, keep_days=None, dry_run=False, delete_orphans=False, tiers=None):
-    """Delete from storage the days past each tier's newest ``keep_days`` (default
-    ``DAILY_RETENTION_DAYS``) and mark their rows deleted; list (and optionally remove) orphans.
-
-    Run it under the build lock (the command does): an object uploaded by a build whose row is
-    not written yet would otherwise look like an orphan.
+def apply_retention(*, keep_days=None, dry_run=False, tiers=None):
+    """Delist the days past each tier's newest ``keep_days`` (default ``DAILY_RETENTION_DAYS``),
+    then rewrite the tiers' index (always, so a run cut short before its index is healed by the
+    next). Nothing is deleted from storage here: that is ``collect.collect_garbage``.
     """
     keep_days = settings.DAILY_RETENTION_DAYS if keep_days is None else keep_days
     if keep_days < 1:
@@ -105,11 +84,7 @@ def apply_retention(*, keep_days=None, dry_run=False, delete_orphans=False, tier
     report = RetentionReport(keep_days=keep_days, dry_run=dry_run)
     for tier in tiers:
         report.tiers.append(_retain_tier(tier, keep_days, dry_run, now))
-    report.orphans_found = find_orphans(tiers)
     if not dry_run:
+        report.index_keys = index.publish_index(tiers)
         report.scratch_removed = storage.clear_stale_scratch(STALE_SCRATCH_AGE, now=now)
-    if delete_orphans and not dry_run:
-        for key in report.orphans_found:
-            storage.delete(key)
-            report.orphans_removed.append(key)
     return report

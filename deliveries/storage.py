@@ -1,6 +1,7 @@
 """The one place that knows local storage from S3/R2.
 
-Everything else speaks in keys (``tier1/daily/2026-11-23/data.parquet``) and calls these functions.
+Everything else speaks in keys (``tier1/daily/2026-11-23/3f9a0c1d2b4e5f60/data.parquet``) and calls these
+functions.
 """
 
 import errno
@@ -10,7 +11,7 @@ import shutil
 import tempfile
 import uuid
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -280,6 +281,21 @@ def delete(key):
     _wrap("delete", key, storage().delete, key)
 
 
+def prune_empty_folders(key):
+    """Local storage: remove the folders above a deleted key that are left empty (a collected
+    version's folder, then its day's), never the storage root. S3 has no folders."""
+    if not is_local():
+        return
+    root = Path(storage().location).resolve()
+    folder = Path(storage().path(key)).resolve().parent
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another version, an upload under way) or already gone
+            return
+        folder = folder.parent
+
+
 def exists(key):
     return _wrap("lookup", key, storage().exists, key)
 
@@ -323,6 +339,53 @@ def list_keys(prefix=""):
         return sorted(obj.key for obj in s3.bucket.objects.filter(Prefix=prefix))
 
     return _wrap("listing", prefix or "/", listing)
+
+
+def list_objects(prefix):
+    """(key, last modified, aware UTC datetime) of every object under a prefix, recursively.
+    Upload leftovers of local storage (``.incoming-*``) are not objects and are left out."""
+
+    def listing():
+        if is_local():
+            root = Path(storage().location)
+            base = root / prefix
+            if not base.exists():
+                return []
+            found = []
+            for path in base.rglob("*"):
+                relative = path.relative_to(root)
+                if path.is_file() and not any(part.startswith(INCOMING) for part in relative.parts):
+                    found.append((relative.as_posix(), _from_timestamp(path.stat().st_mtime)))
+            return sorted(found)
+        s3 = storage()
+        return sorted((obj.key, obj.last_modified) for obj in s3.bucket.objects.filter(Prefix=prefix))
+
+    return _wrap("listing", prefix or "/", listing)
+
+
+def modified_time(key):
+    """When the object was last written (aware UTC datetime), or None when it is missing."""
+
+    def lookup():
+        if is_local():
+            try:
+                return _from_timestamp(os.stat(storage().path(key)).st_mtime)
+            except FileNotFoundError:
+                return None
+        try:
+            return storage().connection.meta.client.head_object(
+                Bucket=storage().bucket_name, Key=storage()._normalize_name(key)
+            )["LastModified"]
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+
+    return _wrap("lookup", key, lookup)
+
+
+def _from_timestamp(seconds):
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def open_local(key):
@@ -402,13 +465,19 @@ def download_name(tier, kind, label, *, manifest=False):
     return f"instrumetriq_{tier}_{kind}_{label}." + ("manifest.json" if manifest else "parquet")
 
 
-def daily_keys(tier, day):
-    base = f"{tier}/daily/{day.isoformat()}"
+def version_keys(tier, kind, label, sha256):
+    """(data key, manifest key) of one published version (data contract section 4): a folder per
+    tier and day (``daily``, label ``YYYY-MM-DD``) or month (``mtd``, label ``YYYY-MM``), and in it
+    a folder per version named by the first 16 hex digits of the data's SHA-256. The same bytes
+    always get the same keys, so a rebuild of unchanged data lands where it already is."""
+    base = f"{tier}/{kind}/{label}/{sha256[:16]}"
     return f"{base}/data.parquet", f"{base}/manifest.json"
 
 
-def mtd_keys(tier, month_start):
-    base = f"{tier}/mtd/{month_start:%Y-%m}"
+def legacy_keys(tier, kind, label):
+    """The unversioned keys earlier installations published to (``tierN/daily/DATE/data.parquet``).
+    Still served while a row lists them; collected like any version once delisted."""
+    base = f"{tier}/{kind}/{label}"
     return f"{base}/data.parquet", f"{base}/manifest.json"
 
 

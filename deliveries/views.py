@@ -94,10 +94,12 @@ def token_query(token):
     return f"?t={quote(token, safe='')}"
 
 
-def file_links(tier, token, kind, label, *, absolute=False):
-    """The token-checked links of one file: data, manifest view, manifest download."""
+def file_links(tier, token, kind, label, *, absolute=False, version=None):
+    """The token-checked links of one file: data, manifest view, manifest download. With
+    ``version`` (the listed one's, as the page, feed and API give) they fetch that version, even
+    after a rebuild listed another, so the bytes match the SHA-256 shown beside the link."""
     prefix = settings.SITE_URL if absolute else ""
-    query = token_query(token)
+    query = token_query(token) + (f"&v={version}" if version else "")
     kwargs = {"tier": tier.value, "label": label}
     data = reverse(f"deliveries:{kind}_file", kwargs=kwargs)
     manifest = reverse(f"deliveries:{kind}_manifest", kwargs=kwargs)
@@ -261,7 +263,7 @@ def daily_entry(tier, token, daily):
         "file": daily,
         "label": daily.date.isoformat(),
         "missing_hours": hour_ranges(daily.missing_hours) if daily.is_partial else "",
-        **file_links(tier, token, DAILY, daily.date.isoformat()),
+        **file_links(tier, token, DAILY, daily.date.isoformat(), version=daily.sha256[:16]),
     }
 
 
@@ -277,7 +279,7 @@ def mtd_entry(tier, token, bundle, today):
         "is_complete": bundle.coverage_end >= bundle.month_end,
         "missing": [date.fromisoformat(d) for d in bundle.days_missing],
         "partial": [date.fromisoformat(d) for d in bundle.partial_days],
-        **file_links(tier, token, MTD, label),
+        **file_links(tier, token, MTD, label, version=bundle.sha256[:16]),
     }
 
 
@@ -400,7 +402,7 @@ def _download(request, tier, kind, label, *, manifest):
     if not validate(tier, token):
         return forbidden(request, tier)
     try:
-        target = downloads.find(tier, kind, label, manifest=manifest)
+        target = downloads.find(tier, kind, label, manifest=manifest, version=request.GET.get("v"))
         attachment = not manifest or request.GET.get("download") == "1"
         response = downloads.respond(request, target, attachment=attachment)
     except downloads.NotAvailable:
@@ -470,7 +472,7 @@ def signed_file(request, filename):
 def api_entry(tier, token, kind, label, obj, extra):
     target = downloads.Target(tier.value, kind, label, obj.key, obj.download_filename)
     signed, expires_at = downloads.signed_url(target)
-    links = file_links(tier, token, kind, label, absolute=True)
+    links = file_links(tier, token, kind, label, absolute=True, version=obj.sha256[:16])
     return {
         **extra,
         "rows": obj.row_count,

@@ -106,3 +106,19 @@ def dense_table(tier, rows, seed=0):
     rng = random.Random(seed)
     schema = schema_for(tier)
     return pa.Table.from_arrays([dense_array(field.type, rows, rng) for field in schema], schema=schema)
+
+
+def daily_keys(tier, day):
+    """(data key, manifest key) of the version of a day that its row lists."""
+    from deliveries.models import DailyFile
+
+    daily = DailyFile.objects.get(tier=tier, date=day)
+    return daily.key, daily.manifest_key
+
+
+def mtd_keys(tier, month):
+    """(data key, manifest key) of the version of a month's bundle that its row lists."""
+    from deliveries.models import MonthBundle
+
+    bundle = MonthBundle.objects.get(tier=tier, month=month)
+    return bundle.key, bundle.manifest_key

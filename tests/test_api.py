@@ -105,8 +105,9 @@ def test_schema(client, scenario, token):
         bundle.sha256,
         True,
     )
-    assert mtd["url"] == f"{SITE}/downloads/tier1/mtd/2026-11.parquet?t={token}"
-    assert mtd["manifest_url"] == f"{SITE}/downloads/tier1/mtd/2026-11.manifest.json?t={token}"
+    version = bundle.sha256[:16]
+    assert mtd["url"] == f"{SITE}/downloads/tier1/mtd/2026-11.parquet?t={token}&v={version}"
+    assert mtd["manifest_url"] == f"{SITE}/downloads/tier1/mtd/2026-11.manifest.json?t={token}&v={version}"
     assert mtd["filename"] == "instrumetriq_tier1_mtd_2026-11.parquet"
 
     daily = data["daily"]
@@ -115,8 +116,9 @@ def test_schema(client, scenario, token):
         assert set(entry) == ENTRY_KEYS | {"date", "hours_found", "missing_hours"}
         file = scenario.dailies[datetime.strptime(entry["date"], "%Y-%m-%d").date()]
         assert (entry["rows"], entry["size_bytes"], entry["sha256"]) == (file.row_count, file.size_bytes, file.sha256)
-        assert entry["url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.parquet?t={token}"
-        assert entry["manifest_url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.manifest.json?t={token}"
+        query = f"?t={token}&v={file.sha256[:16]}"  # the version listed: still served after a rebuild
+        assert entry["url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.parquet{query}"
+        assert entry["manifest_url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.manifest.json{query}"
         expires = parse_time(entry["signed_url_expires_at"])
         assert expires == NOW + timedelta(minutes=5, seconds=590400)
     partial = next(entry for entry in daily if entry["partial"])

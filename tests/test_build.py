@@ -11,8 +11,10 @@ import time_machine
 from django.conf import settings
 
 from deliveries import build, sample, storage
-from deliveries.models import DailyFile
+from deliveries.models import DailyFile, StoredVersion
 from deliveries.tiers import SCHEMAS, Tier
+
+from .factories import daily_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +54,7 @@ def raw_entries(day=DAY):
 
 
 def read_tier(local_storage, tier, day=DAY):
-    return pq.read_table(local_storage / storage.daily_keys(tier, day)[0])
+    return pq.read_table(local_storage / daily_keys(tier, day)[0])
 
 
 def test_each_published_file_has_exactly_its_tier_schema(local_storage):
@@ -68,10 +70,10 @@ def test_each_daily_file_is_one_row_group_with_the_price_samples_plain(local_sto
     write()
     assert build.build_day(DAY).outcome == build.Outcome.PUBLISHED
     for tier in Tier:
-        parquet = pq.ParquetFile(local_storage / storage.daily_keys(tier, DAY)[0])
+        parquet = pq.ParquetFile(local_storage / daily_keys(tier, DAY)[0])
         assert parquet.num_row_groups == 1, tier
         assert parquet.metadata.num_rows == len(raw_entries()), tier
-    tier3 = pq.ParquetFile(local_storage / storage.daily_keys("tier3", DAY)[0]).metadata.row_group(0)
+    tier3 = pq.ParquetFile(local_storage / daily_keys("tier3", DAY)[0]).metadata.row_group(0)
     columns = {tier3.column(i).path_in_schema: tier3.column(i) for i in range(tier3.num_columns)}
     samples = columns["spot_prices.list.element.mid"]
     assert not samples.has_dictionary_page and not samples.is_stats_set
@@ -84,7 +86,7 @@ def test_a_failed_merge_of_the_hours_still_publishes_the_day_with_its_hour_row_g
     monkeypatch.setattr(build.splice, "compact", mock.Mock(side_effect=build.splice.SpliceError("surprise")))
     result = build.build_day(DAY)
     assert result.outcome == build.Outcome.PUBLISHED, result.message
-    tier3 = pq.ParquetFile(local_storage / storage.daily_keys("tier3", DAY)[0])
+    tier3 = pq.ParquetFile(local_storage / daily_keys("tier3", DAY)[0])
     assert tier3.num_row_groups > 1
     assert tier3.metadata.num_rows == len(raw_entries())
     daily = DailyFile.objects.get(tier="tier3", date=DAY)
@@ -168,7 +170,7 @@ def test_manifest_fields_and_checksum_match_the_bytes(local_storage):
     stats = write()
     build.build_day(DAY)
     for tier in Tier:
-        data_key, manifest_key = storage.daily_keys(tier, DAY)
+        data_key, manifest_key = daily_keys(tier, DAY)
         manifest = json.loads((local_storage / manifest_key).read_text(encoding="utf-8"))
         data = local_storage / data_key
         assert manifest["parquet_sha256"] == storage.sha256_of(data)
@@ -246,24 +248,29 @@ def test_rebuilding_the_same_input_is_skipped_and_changes_nothing(local_storage)
     write()
     build.build_day(DAY)
     before = {(d.tier, d.sha256, d.published_at) for d in DailyFile.objects.all()}
-    manifest_before = (local_storage / "tier1/daily/2026-11-20/manifest.json").read_bytes()
+    manifest_before = storage.read_bytes(daily_keys("tier1", DAY)[1])
     result = build.build_day(DAY)
     assert result.outcome == build.Outcome.SKIPPED
     assert "already published from the same input" in result.message
     assert {(d.tier, d.sha256, d.published_at) for d in DailyFile.objects.all()} == before
-    assert (local_storage / "tier1/daily/2026-11-20/manifest.json").read_bytes() == manifest_before
+    assert storage.read_bytes(daily_keys("tier1", DAY)[1]) == manifest_before
 
 
 def test_force_rebuilds_and_the_data_is_byte_identical(local_storage):
     write()
     build.build_day(DAY)
     first = {d.tier: (d.sha256, d.published_at) for d in DailyFile.objects.all()}
+    keys = storage.list_keys("tier1/") + storage.list_keys("tier2/") + storage.list_keys("tier3/")
+    data = {key: storage.modified_time(key) for key in keys if key.endswith(".parquet")}
     with time_machine.travel(datetime(2026, 11, 22, 2, 0, tzinfo=UTC), tick=False):
         result = build.build_day(DAY, force=True)
     assert result.outcome == build.Outcome.PUBLISHED
     second = {d.tier: (d.sha256, d.published_at) for d in DailyFile.objects.all()}
     assert {t: s for t, (s, _) in first.items()} == {t: s for t, (s, _) in second.items()}
     assert all(second[t][1] > first[t][1] for t in first)
+    assert storage.list_keys("tier1/") + storage.list_keys("tier2/") + storage.list_keys("tier3/") == keys
+    assert {key: storage.modified_time(key) for key in data} == data, "the same version: no data uploaded again"
+    assert not StoredVersion.objects.delisted().exists()
 
 
 def test_changed_input_is_rebuilt_without_force(local_storage):
@@ -284,7 +291,8 @@ def test_storage_failure_between_data_and_manifest_leaves_no_row_and_a_rerun_com
     assert result.cause == build.Cause.STORAGE
     assert "outage" in result.message
     assert not DailyFile.objects.exists()
-    assert (local_storage / "tier1/daily/2026-11-20/data.parquet").exists()  # bytes, but nobody is shown them
+    uploaded = storage.list_keys("tier1/daily/2026-11-20/")
+    assert len(uploaded) == 1 and uploaded[0].endswith("/data.parquet")  # bytes, but nobody is shown them
     result = build.build_day(DAY)
     assert result.outcome == build.Outcome.PUBLISHED
     assert DailyFile.objects.count() == 3
@@ -323,9 +331,16 @@ def test_s3_backend_end_to_end_keys_and_content_types(s3_storage):
     assert result.outcome == build.Outcome.PUBLISHED, result.message
     listing = s3_storage.list_objects_v2(Bucket=s3_storage.bucket)
     keys = sorted(obj["Key"] for obj in listing["Contents"])
-    assert keys == sorted(k for tier in Tier for k in storage.daily_keys(tier, DAY))
+    versioned = sorted(k for tier in Tier for k in daily_keys(tier, DAY))
+    assert keys == sorted([*versioned, *(f"index/{tier}.json" for tier in Tier)])
     for tier in Tier:
-        data_key, manifest_key = storage.daily_keys(tier, DAY)
+        sha256 = DailyFile.objects.get(tier=tier, date=DAY).sha256
+        assert daily_keys(tier, DAY) == (
+            f"{tier}/daily/2026-11-20/{sha256[:16]}/data.parquet",
+            f"{tier}/daily/2026-11-20/{sha256[:16]}/manifest.json",
+        )
+    for tier in Tier:
+        data_key, manifest_key = daily_keys(tier, DAY)
         head = s3_storage.head_object(Bucket=s3_storage.bucket, Key=data_key)
         assert head["ContentType"] == storage.PARQUET_CONTENT_TYPE
         assert s3_storage.head_object(Bucket=s3_storage.bucket, Key=manifest_key)["ContentType"] == "application/json"

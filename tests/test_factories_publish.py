@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db
 
 def test_published_day_has_data_manifest_and_row_that_agree(local_storage):
     daily = publish_day("tier1", date(2026, 11, 20), rows=12)
-    assert daily.key == "tier1/daily/2026-11-20/data.parquet"
+    assert daily.key == f"tier1/daily/2026-11-20/{daily.sha256[:16]}/data.parquet"
+    assert daily.manifest_key == f"tier1/daily/2026-11-20/{daily.sha256[:16]}/manifest.json"
     data_path = local_storage / daily.key
     assert pq.read_schema(data_path).equals(schema_for("tier1"))
     assert storage.sha256_of(data_path) == daily.sha256

@@ -42,8 +42,9 @@ def test_one_entry_per_published_file(client, scenario, token):
     assert root.findtext(f"{ATOM}title") == "Instrumetriq Explorer downloads"
     assert len(items) == 1 + 7
     links = [item.find(f"{ATOM}link[@rel='alternate']").get("href") for item in items]
-    expected = {f"{SITE}/downloads/tier1/mtd/2026-11.parquet?t={token}"} | {
-        f"{SITE}/downloads/tier1/daily/{day.isoformat()}.parquet?t={token}" for day in scenario.retained
+    expected = {f"{SITE}/downloads/tier1/mtd/2026-11.parquet?t={token}&v={scenario.bundle.sha256[:16]}"} | {
+        f"{SITE}/downloads/tier1/daily/{day.isoformat()}.parquet?t={token}&v={scenario.dailies[day].sha256[:16]}"
+        for day in scenario.retained
     }
     assert set(links) == expected
     for item in items:

@@ -10,7 +10,7 @@ from deliveries import health, mtd, storage
 from deliveries.models import BuildRun, DailyFile
 from deliveries.tiers import Tier
 
-from .factories import publish_day
+from .factories import daily_keys, mtd_keys, publish_day
 
 pytestmark = pytest.mark.django_db
 
@@ -196,22 +196,21 @@ def test_a_missing_object_and_a_wrong_size_are_problems():
     storage.delete(other.manifest_key)
     problems = health.run_checks(now=AFTER_DEADLINE)
     assert [(p.code, p.message) for p in problems] == [
-        ("object_missing", "tier2 2026-11-18: data object tier2/daily/2026-11-18/data.parquet is missing"),
-        (
-            "object_size",
-            f"tier3 2026-11-19: data object tier3/daily/2026-11-19/data.parquet is 5 bytes, expected {other.size_bytes}",
-        ),
-        ("object_missing", "tier3 2026-11-19: manifest tier3/daily/2026-11-19/manifest.json is missing"),
+        ("object_missing", f"tier2 2026-11-18: data object {daily.key} is missing"),
+        ("object_size", f"tier3 2026-11-19: data object {other.key} is 5 bytes, expected {other.size_bytes}"),
+        ("object_missing", f"tier3 2026-11-19: manifest {other.manifest_key} is missing"),
     ]
+    assert daily.key == f"tier2/daily/2026-11-18/{daily.sha256[:16]}/data.parquet", "the listed version's key"
     assert health.run_checks(now=AFTER_DEADLINE, check_objects=False) == []
 
 
 def test_a_missing_bundle_object_is_a_problem():
     healthy_system()
-    storage.delete(storage.mtd_keys("tier1", date(2026, 11, 1))[0])
+    key = mtd_keys("tier1", date(2026, 11, 1))[0]
+    storage.delete(key)
     problems = health.run_checks(now=AFTER_DEADLINE)
     assert [(p.code, p.message) for p in problems] == [
-        ("object_missing", "tier1 2026-11 bundle: data object tier1/mtd/2026-11/data.parquet is missing")
+        ("object_missing", f"tier1 2026-11 bundle: data object {key} is missing")
     ]
 
 
@@ -240,9 +239,10 @@ def test_messages_are_one_line():
 def test_checks_against_s3_find_missing_objects_and_an_unreachable_bucket(s3_storage, settings):
     healthy_system()
     assert health.run_checks(now=AFTER_DEADLINE) == []
-    s3_storage.delete_object(Bucket=s3_storage.bucket, Key="tier1/daily/2026-11-19/manifest.json")
+    manifest_key = daily_keys("tier1", date(2026, 11, 19))[1]
+    s3_storage.delete_object(Bucket=s3_storage.bucket, Key=manifest_key)
     assert [(p.code, p.message) for p in health.run_checks(now=AFTER_DEADLINE)] == [
-        ("object_missing", "tier1 2026-11-19: manifest tier1/daily/2026-11-19/manifest.json is missing")
+        ("object_missing", f"tier1 2026-11-19: manifest {manifest_key} is missing")
     ]
     settings.STORAGES = {
         **settings.STORAGES,

@@ -42,7 +42,8 @@ def test_healthy_prints_ok_and_exits_zero(healthy):
 
 
 def test_each_problem_is_one_line_and_the_exit_is_non_zero(healthy):
-    storage.delete(DailyFile.objects.get(tier="tier2").key)
+    missing = DailyFile.objects.get(tier="tier2").key
+    storage.delete(missing)
     BuildRun.objects.create(
         command="build_daily",
         started_at=datetime(2026, 11, 20, 1, 0, tzinfo=UTC),
@@ -55,7 +56,7 @@ def test_each_problem_is_one_line_and_the_exit_is_non_zero(healthy):
         call_command("healthcheck", stdout=out)
     assert out.getvalue().splitlines() == [
         "FAIL build_failed: last build_daily run (started 2026-11-20 01:00 UTC) failed",
-        "FAIL object_missing: tier2 2026-11-19: data object tier2/daily/2026-11-19/data.parquet is missing",
+        f"FAIL object_missing: tier2 2026-11-19: data object {missing} is missing",
     ]
 
 

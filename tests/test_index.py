@@ -42,8 +42,8 @@ def test_index_lists_the_mtd_entry_and_the_retained_days_newest_first():
     newest = data["daily"][0]
     assert newest == {
         "date": "2026-11-11",
-        "key": "tier2/daily/2026-11-11/data.parquet",
-        "manifest_key": "tier2/daily/2026-11-11/manifest.json",
+        "key": f"tier2/daily/2026-11-11/{dailies[-1].sha256[:16]}/data.parquet",
+        "manifest_key": f"tier2/daily/2026-11-11/{dailies[-1].sha256[:16]}/manifest.json",
         "filename": "instrumetriq_tier2_daily_2026-11-11.parquet",
         "size_bytes": dailies[-1].size_bytes,
         "rows": 11,
@@ -54,7 +54,7 @@ def test_index_lists_the_mtd_entry_and_the_retained_days_newest_first():
     assert [e["is_partial"] for e in data["daily"] if e["date"] == "2026-11-09"] == [True]
     bundle = MonthBundle.objects.get()
     assert data["mtd"]["month"] == "2026-11"
-    assert data["mtd"]["key"] == "tier2/mtd/2026-11/data.parquet"
+    assert data["mtd"]["key"] == f"tier2/mtd/2026-11/{bundle.sha256[:16]}/data.parquet"
     assert data["mtd"]["filename"] == "instrumetriq_tier2_mtd_2026-11.parquet"
     assert (data["mtd"]["size_bytes"], data["mtd"]["rows"], data["mtd"]["sha256"]) == (
         bundle.size_bytes,

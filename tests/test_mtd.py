@@ -17,7 +17,7 @@ from deliveries import encoding, mtd, publish, retention, splice, storage
 from deliveries.models import DailyFile, MonthBundle
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
 
-from .factories import daily_manifest, dense_table, publish_day, tier_table, written_by
+from .factories import daily_manifest, dense_table, mtd_keys, publish_day, tier_table, written_by
 
 pytestmark = pytest.mark.django_db
 
@@ -39,11 +39,11 @@ def days_between(first, last):
 
 
 def read_bundle(tier, month):
-    return pq.read_table(io.BytesIO(storage.read_bytes(storage.mtd_keys(tier, month)[0])))
+    return pq.read_table(io.BytesIO(storage.read_bytes(mtd_keys(tier, month)[0])))
 
 
 def read_manifest(tier, month):
-    return json.loads(storage.read_bytes(storage.mtd_keys(tier, month)[1]))
+    return json.loads(storage.read_bytes(mtd_keys(tier, month)[1]))
 
 
 def expected_table(tier, days):
@@ -197,7 +197,7 @@ def publish_small_row_groups(tier):
 
 
 def bundle_row_groups(tier):
-    bundle = pq.ParquetFile(io.BytesIO(storage.read_bytes(storage.mtd_keys(tier, NOV)[0])))
+    bundle = pq.ParquetFile(io.BytesIO(storage.read_bytes(mtd_keys(tier, NOV)[0])))
     return [bundle.metadata.row_group(i).num_rows for i in range(bundle.num_row_groups)]
 
 
@@ -360,9 +360,9 @@ def test_a_republished_day_or_a_missing_object_triggers_a_rebuild():
     publish_day("tier2", date(2026, 11, 3), rows=11)  # new version, new sha256
     assert mtd.build_month("tier2", NOV, today=date(2026, 11, 4)).outcome == "built"
     assert read_bundle("tier2", NOV).num_rows == rows_for(date(2026, 11, 2)) + 11
-    storage.delete(storage.mtd_keys("tier2", NOV)[1])
+    storage.delete(mtd_keys("tier2", NOV)[1])
     assert mtd.build_month("tier2", NOV, today=date(2026, 11, 4)).outcome == "built"
-    assert storage.exists(storage.mtd_keys("tier2", NOV)[1])
+    assert storage.exists(mtd_keys("tier2", NOV)[1])
 
 
 def test_a_missing_day_moves_the_coverage_end_and_is_listed_missing():
@@ -408,7 +408,7 @@ def test_a_failed_rebuild_leaves_the_previous_bundle_row_and_objects_as_they_wer
     storage.delete(daily.key)
     result = mtd.build_month("tier1", NOV, today=date(2026, 11, 4))
     assert result.outcome == "failed"
-    assert "storage read of tier1/daily/2026-11-03/data.parquet failed" in result.message
+    assert f"storage read of {daily.key} failed" in result.message
     after = MonthBundle.objects.get()
     assert (after.sha256, after.days_included, after.built_at) == (before.sha256, ["2026-11-02"], before.built_at)
     assert storage.read_bytes(before.key) == data_before
@@ -449,7 +449,7 @@ def test_days_whose_daily_files_retention_deleted_are_carried_forward_from_the_b
     publish_days("tier3", days[:-1])
     mtd.build_month("tier3", NOV, today=date(2026, 11, 9))
     report = retention.apply_retention(keep_days=3)
-    assert sorted(report.tiers[2].deleted) == days[:5]
+    assert sorted(report.tiers[2].delisted) == days[:5]
     publish_days("tier3", days[-1:])
     result = mtd.build_month("tier3", NOV, today=date(2026, 11, 10))
     assert result.outcome == "built"
@@ -558,12 +558,11 @@ def test_bundle_builds_and_carries_days_forward_on_s3(s3_storage):
     publish_days("tier3", days[3:])
     result = mtd.build_month("tier3", NOV, today=date(2026, 11, 5))
     assert result.outcome == "built", result.message
-    body = s3_storage.get_object(Bucket=s3_storage.bucket, Key="tier3/mtd/2026-11/data.parquet")["Body"].read()
+    data_key, manifest_key = mtd_keys("tier3", NOV)
+    body = s3_storage.get_object(Bucket=s3_storage.bucket, Key=data_key)["Body"].read()
     table = pq.read_table(io.BytesIO(body))
     assert table.schema.equals(schema_for("tier3"))
     assert table.equals(expected_table("tier3", days))
-    manifest = json.loads(
-        s3_storage.get_object(Bucket=s3_storage.bucket, Key="tier3/mtd/2026-11/manifest.json")["Body"].read()
-    )
+    manifest = json.loads(s3_storage.get_object(Bucket=s3_storage.bucket, Key=manifest_key)["Body"].read())
     assert manifest["days_included"] == [day.isoformat() for day in days]
     assert mtd.build_month("tier3", NOV, today=date(2026, 11, 5)).outcome == "unchanged"

@@ -39,7 +39,7 @@ def step_names_and_outcomes(run):
     return [(s["name"], s["outcome"]) for s in run.steps]
 
 
-def test_nightly_runs_daily_then_mtd_then_retention_then_index():
+def test_nightly_runs_daily_then_mtd_then_retention_then_index_then_collect():
     write_days(*days_back(2))
     result = pipeline.run_nightly()
     assert result.ok
@@ -50,6 +50,7 @@ def test_nightly_runs_daily_then_mtd_then_retention_then_index():
         ("mtd", "success"),
         ("retention", "success"),
         ("index", "success"),
+        ("collect", "success"),
     ]
     assert all(step["seconds"] >= 0 for step in run.steps)
     assert DailyFile.objects.filter(date=YESTERDAY).count() == 3
@@ -59,7 +60,7 @@ def test_nightly_runs_daily_then_mtd_then_retention_then_index():
     assert run.finished_at is not None
 
 
-def test_failed_build_skips_mtd_retention_and_index():
+def test_failed_build_skips_mtd_retention_and_index_but_still_collects():
     write_days(*days_back(9, YESTERDAY - timedelta(days=1)))  # yesterday is missing from the archive
     pipeline.run_nightly(days=days_back(9, YESTERDAY - timedelta(days=1)))
     published_before = set(DailyFile.objects.published().values_list("tier", "date"))
@@ -74,6 +75,7 @@ def test_failed_build_skips_mtd_retention_and_index():
         ("mtd", "skipped"),
         ("retention", "skipped"),
         ("index", "skipped"),
+        ("collect", "success"),
     ]
     assert "no archive folder for 2026-11-11" in run.error
     assert set(DailyFile.objects.published().values_list("tier", "date")) == published_before

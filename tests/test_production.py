@@ -168,7 +168,8 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
             status, headers, _ = fetch(origin + link.group(1).replace("&amp;", "&"))
             assert status == 302 and headers["Referrer-Policy"] == "no-referrer"
             location = headers["Location"]
-            assert location.startswith(f"{moto_server}/{bucket}/tier1/daily/{newest['date']}/data.parquet?")
+            version = newest["sha256"][:16]
+            assert location.startswith(f"{moto_server}/{bucket}/tier1/daily/{newest['date']}/{version}/data.parquet?")
             assert "X-Amz-Signature=" in location
             status, headers, data = fetch(location, headers={})
             assert status == 200

@@ -1,13 +1,14 @@
-"""Retention: the newest N published days stay in storage; older ones become history."""
+"""Retention: the newest N published days stay listed; older ones are delisted and become history."""
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 
 import pytest
 import time_machine
 
-from deliveries import mtd, retention, storage
-from deliveries.models import DailyFile, MonthBundle
+from deliveries import index, mtd, publish, retention, storage
+from deliveries.models import DailyFile, StoredVersion
 
 from .factories import publish_day
 
@@ -37,7 +38,7 @@ def live_dates(tier):
     return sorted(DailyFile.objects.for_tier(tier).published().values_list("date", flat=True))
 
 
-def test_retention_keeps_exactly_the_newest_7_days_and_deletes_data_and_manifest():
+def test_retention_keeps_exactly_the_newest_7_days_and_only_delists_the_older_ones():
     days = days_between(date(2026, 11, 10), date(2026, 11, 24))
     publish_and_bundle("tier1", days)
     report = retention.apply_retention()
@@ -45,14 +46,24 @@ def test_retention_keeps_exactly_the_newest_7_days_and_deletes_data_and_manifest
     tier1 = report.tiers[0]
     assert tier1.tier == "tier1"
     assert sorted(tier1.kept) == days[-7:]
-    assert sorted(tier1.deleted) == days[:-7]
+    assert sorted(tier1.delisted) == days[:-7]
     assert tier1.protected == []
     assert live_dates("tier1") == days[-7:]
-    for day in days[:-7]:
-        data_key, manifest_key = storage.daily_keys("tier1", day)
-        assert not storage.exists(data_key) and not storage.exists(manifest_key)
-    for day in days[-7:]:
-        assert all(storage.exists(key) for key in storage.daily_keys("tier1", day))
+    for daily in DailyFile.objects.for_tier("tier1"):
+        # Delisted, not deleted: a signed URL handed out yesterday still fetches these bytes.
+        assert storage.size(daily.key) == daily.size_bytes and storage.exists(daily.manifest_key)
+        version = StoredVersion.objects.get(key=daily.key)
+        assert version.delisted_at == (NOW if daily.date in days[:-7] else None)
+        assert version.collected_at is None
+
+
+def test_retention_rewrites_the_index_so_it_lists_exactly_the_kept_days():
+    days = days_between(date(2026, 11, 10), date(2026, 11, 24))
+    publish_and_bundle("tier1", days)
+    retention.apply_retention()
+    listed = json.loads(storage.read_bytes("index/tier1.json"))
+    assert [entry["date"] for entry in listed["daily"]] == [day.isoformat() for day in reversed(days[-7:])]
+    assert listed["daily"] == index.build_index("tier1")["daily"]
 
 
 def test_retention_marks_history_instead_of_deleting_rows():
@@ -71,7 +82,7 @@ def test_retention_counts_from_the_newest_published_day_not_the_clock():
     publish_and_bundle("tier3", days)
     with time_machine.travel(datetime(2026, 11, 18, 1, 0, tzinfo=UTC), tick=False):
         report = retention.apply_retention()
-    assert report.deleted_count == 0
+    assert report.delisted_count == 0
     assert live_dates("tier3") == days
 
 
@@ -79,7 +90,7 @@ def test_retention_counts_published_days_so_a_gap_keeps_older_days():
     days = [date(2026, 11, d) for d in (2, 3, 4, 5, 10, 11, 20, 21, 22)]
     publish_and_bundle("tier1", days)
     report = retention.apply_retention(keep_days=7)
-    assert sorted(report.tiers[0].deleted) == days[:2]
+    assert sorted(report.tiers[0].delisted) == days[:2]
     assert live_dates("tier1") == days[2:]
 
 
@@ -90,7 +101,7 @@ def test_retention_never_deletes_a_day_the_mtd_lacks():
         publish_day("tier1", day)  # Nov 15-24 published, bundle not rebuilt since
     report = retention.apply_retention(keep_days=3)
     tier1 = report.tiers[0]
-    assert sorted(tier1.deleted) == days[:5]
+    assert sorted(tier1.delisted) == days[:5]
     assert sorted(tier1.protected) == days[5:-3]
     assert live_dates("tier1") == days[5:]
 
@@ -100,56 +111,75 @@ def test_retention_never_deletes_a_day_whose_newer_version_the_mtd_lacks():
     publish_day("tier2", date(2026, 11, 1), rows=99)  # republished after the bundle was built
     report = retention.apply_retention(keep_days=1)
     assert report.tiers[1].protected == [date(2026, 11, 1)]
-    assert report.tiers[1].deleted == [date(2026, 11, 2)]
+    assert report.tiers[1].delisted == [date(2026, 11, 2)]
 
 
-def test_retention_protects_days_of_a_month_without_a_bundle():
+def test_retention_protects_days_of_a_month_without_a_bundle_while_that_month_is_listed():
+    publish_day("tier1", date(2026, 10, 30))
+    publish_day("tier1", date(2026, 10, 31))
+    publish_day("tier1", date(2026, 11, 1))
+    report = retention.apply_retention(keep_days=1)
+    assert sorted(report.tiers[0].protected) == [date(2026, 10, 30), date(2026, 10, 31)]
+    assert report.tiers[0].delisted == []
+
+
+def test_days_of_a_closed_month_are_not_protected_its_bundle_is_never_listed_again():
+    """October has no bundle and November's is listed: October's bundle would never be shown, so
+    waiting for it would keep its days on the shelf for ever."""
     publish_day("tier1", date(2026, 10, 30))
     publish_day("tier1", date(2026, 10, 31))
     publish_and_bundle("tier1", [date(2026, 11, 1), date(2026, 11, 2)])
     report = retention.apply_retention(keep_days=1)
-    assert sorted(report.tiers[0].protected) == [date(2026, 10, 30), date(2026, 10, 31)]
-    assert report.tiers[0].deleted == [date(2026, 11, 1)]
+    assert report.tiers[0].protected == []
+    assert report.tiers[0].delisted == [date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 1)]
 
 
-def test_dry_run_deletes_nothing_and_reports_what_it_would_do():
+def test_dry_run_changes_nothing_and_reports_what_it_would_do():
     days = days_between(date(2026, 11, 10), date(2026, 11, 24))
     publish_and_bundle("tier1", days)
     keys_before = storage.list_keys()
+    index_before = storage.read_bytes("index/tier1.json")
     report = retention.apply_retention(dry_run=True)
-    assert report.dry_run and sorted(report.tiers[0].deleted) == days[:-7]
+    assert report.dry_run and sorted(report.tiers[0].delisted) == days[:-7]
     assert storage.list_keys() == keys_before
+    assert storage.read_bytes("index/tier1.json") == index_before
     assert live_dates("tier1") == days
+    assert not StoredVersion.objects.delisted().exists()
 
 
-def test_an_interrupted_run_is_completed_by_a_rerun():
+def test_a_run_stopped_between_delisting_and_the_index_leaves_every_indexed_key_in_place_and_a_rerun_heals():
     days = days_between(date(2026, 11, 20), date(2026, 11, 24))
     publish_and_bundle("tier1", days)
-    real_filter = DailyFile.objects.filter
 
-    def killed_before_marking(*args, **kwargs):
-        if "deleted_at__isnull" in kwargs:
-            raise RuntimeError("killed")
-        return real_filter(*args, **kwargs)
-
-    # Killed between deleting the first day's objects and marking its row.
     with (
-        mock.patch.object(DailyFile.objects, "filter", side_effect=killed_before_marking),
+        mock.patch.object(index, "publish_index", side_effect=RuntimeError("killed before the index")),
         pytest.raises(RuntimeError),
     ):
         retention.apply_retention(keep_days=2)
-    assert not any(storage.exists(key) for key in storage.daily_keys("tier1", days[0])), "the objects went first"
-    assert storage.exists(storage.daily_keys("tier1", days[1])[0])
-    assert live_dates("tier1") == days, "the row was not marked yet"
+    assert live_dates("tier1") == days[3:], "delisted in the database"
+    stale = json.loads(storage.read_bytes("index/tier1.json"))
+    assert len(stale["daily"]) == 5, "the index still lists the delisted days..."
+    for entry in stale["daily"]:  # ...whose objects are all still there, as listed
+        assert storage.size(entry["key"]) == entry["size_bytes"] and storage.exists(entry["manifest_key"])
+
     report = retention.apply_retention(keep_days=2)
-    assert sorted(report.tiers[0].deleted) == days[:3]
-    assert live_dates("tier1") == days[3:]
+    assert report.delisted_count == 0
+    assert json.loads(storage.read_bytes("index/tier1.json"))["daily"] == index.build_index("tier1")["daily"]
+    assert [entry["date"] for entry in index.build_index("tier1")["daily"]] == ["2026-11-24", "2026-11-23"]
 
 
-def test_a_second_run_has_nothing_to_delete():
+def test_a_day_delisted_meanwhile_is_not_counted_twice():
+    days = days_between(date(2026, 11, 20), date(2026, 11, 24))
+    publish_and_bundle("tier1", days)
+    first = DailyFile.objects.get(tier="tier1", date=days[0])
+    assert publish.delist_day(first, NOW) is True
+    assert publish.delist_day(first, NOW) is False
+
+
+def test_a_second_run_has_nothing_to_delist():
     publish_and_bundle("tier1", days_between(date(2026, 11, 10), date(2026, 11, 24)))
     retention.apply_retention()
-    assert retention.apply_retention().deleted_count == 0
+    assert retention.apply_retention().delisted_count == 0
 
 
 def test_tiers_are_counted_separately_and_can_be_chosen():
@@ -161,60 +191,20 @@ def test_tiers_are_counted_separately_and_can_be_chosen():
     assert len(live_dates("tier2")) == 3
 
 
-# --- Orphans -------------------------------------------------------------------------------------
-
-
-def test_orphans_are_listed_and_only_removed_on_request():
-    publish_and_bundle("tier1", [date(2026, 11, 23), date(2026, 11, 24)])
-    stray = ["tier1/daily/2026-10-01/data.parquet", "tier3/mtd/2026-09/manifest.json", "tier2/notes.txt"]
-    for key in stray:
-        storage.put_bytes(key, b"x", storage.JSON_CONTENT_TYPE)
-    storage.put_bytes("index/tier1.json", b"{}", storage.JSON_CONTENT_TYPE)
-    storage.put_bytes("elsewhere/thing.bin", b"x", storage.JSON_CONTENT_TYPE)
-
-    listed = retention.apply_retention()
-    assert sorted(listed.orphans_found) == sorted(stray)
-    assert listed.orphans_removed == []
-    assert all(storage.exists(key) for key in stray)
-
-    removed = retention.apply_retention(delete_orphans=True)
-    assert sorted(removed.orphans_removed) == sorted(stray)
-    assert not any(storage.exists(key) for key in stray)
-    assert storage.exists("index/tier1.json") and storage.exists("elsewhere/thing.bin")
-    bundle = MonthBundle.objects.get()
-    assert storage.exists(bundle.key) and storage.exists(bundle.manifest_key)
-    assert all(storage.exists(k) for k in storage.daily_keys("tier1", date(2026, 11, 24)))
-
-
-def test_objects_of_deleted_rows_are_orphans_and_temp_files_are_not(local_storage):
-    daily = publish_day("tier1", date(2026, 11, 24))
-    DailyFile.objects.filter(pk=daily.pk).update(deleted_at=NOW)
-    (local_storage / "tier1/daily/2026-11-24/.incoming-abc.part").write_bytes(b"half")
-    assert sorted(retention.find_orphans(["tier1"])) == [daily.key, daily.manifest_key]
-
-
-def test_dry_run_with_delete_orphans_removes_nothing():
-    storage.put_bytes("tier1/daily/2026-10-01/data.parquet", b"x", storage.PARQUET_CONTENT_TYPE)
-    report = retention.apply_retention(dry_run=True, delete_orphans=True)
-    assert report.orphans_found == ["tier1/daily/2026-10-01/data.parquet"]
-    assert report.orphans_removed == []
-    assert storage.exists("tier1/daily/2026-10-01/data.parquet")
-
-
 # --- The S3 leg ----------------------------------------------------------------------------------
 
 
 @pytest.mark.s3
-def test_retention_and_orphans_on_s3(s3_storage):
+def test_retention_on_s3_delists_and_keeps_the_objects(s3_storage):
     days = days_between(date(2026, 11, 14), date(2026, 11, 24))
     publish_and_bundle("tier1", days)
-    s3_storage.put_object(Bucket=s3_storage.bucket, Key="tier1/daily/2026-01-01/data.parquet", Body=b"x")
-    report = retention.apply_retention(delete_orphans=True)
-    assert sorted(report.tiers[0].deleted) == days[:4]
-    assert report.orphans_removed == ["tier1/daily/2026-01-01/data.parquet"]
+    report = retention.apply_retention()
+    assert sorted(report.tiers[0].delisted) == days[:4]
     listed = s3_storage.list_objects_v2(Bucket=s3_storage.bucket, Prefix="tier1/daily/")
     dates = sorted({obj["Key"].split("/")[2] for obj in listed["Contents"]})
-    assert dates == [day.isoformat() for day in days[-7:]]
+    assert dates == [day.isoformat() for day in days], "the objects wait for the collector"
+    index_file = json.loads(s3_storage.get_object(Bucket=s3_storage.bucket, Key="index/tier1.json")["Body"].read())
+    assert [entry["date"] for entry in index_file["daily"]] == [day.isoformat() for day in reversed(days[-7:])]
 
 
 def test_leftovers_of_a_killed_build_are_cleared_after_a_day_and_a_live_build_is_left_alone(local_storage):

@@ -77,15 +77,17 @@ def test_daily_rows_show_rows_size_sha_and_partial_badge_with_hours(client, scen
     assert body.count("24/24 h") == 6
 
 
-def test_every_file_links_token_checked_downloads_with_noreferrer(client, scenario, token):
+def test_every_file_links_token_checked_downloads_of_the_version_shown_with_noreferrer(client, scenario, token):
     html = page(client, token=token).content.decode()
     for day in scenario.retained:
+        version = scenario.dailies[day].sha256[:16]  # the bytes whose SHA-256 the page shows
         for name in ("daily_file", "daily_manifest"):
             url = reverse(f"deliveries:{name}", args=["tier1", day.isoformat()])
-            assert f'href="{url}?t={token}"' in html
+            assert f'href="{url}?t={token}&amp;v={version}"' in html
         manifest = reverse("deliveries:daily_manifest", args=["tier1", day.isoformat()])
-        assert f'href="{manifest}?t={token}&amp;download=1"' in html
-    assert f'href="{reverse("deliveries:mtd_file", args=["tier1", "2026-11"])}?t={token}"' in html
+        assert f'href="{manifest}?t={token}&amp;v={version}&amp;download=1"' in html
+    mtd_url = reverse("deliveries:mtd_file", args=["tier1", "2026-11"])
+    assert f'href="{mtd_url}?t={token}&amp;v={scenario.bundle.sha256[:16]}"' in html
     anchors = re.findall(r"<a [^>]*href=\"[^\"]*\?t=[^>]*>", html)
     assert anchors and all('rel="noreferrer"' in anchor for anchor in anchors)
 

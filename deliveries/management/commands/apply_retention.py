@@ -1,4 +1,4 @@
-"""manage.py apply_retention: delete daily files past the newest N published days of each tier."""
+"""manage.py apply_retention: delist daily files past the newest N published days of each tier."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -9,25 +9,23 @@ from deliveries.tiers import Tier
 
 
 class Command(BaseCommand):
-    help = "Keep each tier's newest N published days in storage (default DAILY_RETENTION_DAYS); list orphans."
+    help = (
+        "Keep each tier's newest N published days listed (default DAILY_RETENTION_DAYS); delist older ones. "
+        "Their objects are deleted later by collect_garbage."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--keep-days", type=int, default=None, help="default: DAILY_RETENTION_DAYS")
         parser.add_argument("--tier", action="append", choices=Tier.values, dest="tiers", help="repeatable")
-        parser.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
-        parser.add_argument(
-            "--delete-orphans", action="store_true", help="also delete objects under the tier prefixes no row knows"
-        )
+        parser.add_argument("--dry-run", action="store_true", help="report what would be delisted; change nothing")
 
-    def handle(self, *args, keep_days=None, tiers=None, dry_run=False, delete_orphans=False, **options):
+    def handle(self, *args, keep_days=None, tiers=None, dry_run=False, **options):
         if keep_days is not None and keep_days < 1:
             raise CommandError("--keep-days must be at least 1")
-        arguments = {"keep_days": keep_days, "tiers": tiers, "dry_run": dry_run, "delete_orphans": delete_orphans}
+        arguments = {"keep_days": keep_days, "tiers": tiers, "dry_run": dry_run}
         try:
             with recorded_run("apply_retention", arguments, lock=not dry_run) as recorder:
-                report = retention.apply_retention(
-                    keep_days=keep_days, dry_run=dry_run, delete_orphans=delete_orphans, tiers=tiers
-                )
+                report = retention.apply_retention(keep_days=keep_days, dry_run=dry_run, tiers=tiers)
                 for tier, line in self.tier_lines(report):
                     self.stdout.write(line)
                     recorder.run.results.append(
@@ -41,22 +39,18 @@ class Command(BaseCommand):
             ) from None
         except storage.StorageError as exc:
             raise CommandError(f"retention stopped (a rerun completes it): {exc}") from None
-        removed = set(report.orphans_removed)
-        for key in report.orphans_found:
-            self.stdout.write(f"orphan {key}: {'removed' if key in removed else 'kept (use --delete-orphans)'}")
         summary = (
-            f"retention keep {report.keep_days}: {verb(report)} {report.deleted_count} days, "
-            f"protected {report.protected_count}, orphans {len(report.orphans_found)} found, "
-            f"{len(report.orphans_removed)} removed"
+            f"retention keep {report.keep_days}: {verb(report)} {report.delisted_count} days, "
+            f"protected {report.protected_count}"
         )
         self.stdout.write(summary + (" (dry run: nothing changed)" if report.dry_run else ""))
 
     @staticmethod
     def tier_lines(report):
         for tier in report.tiers:
-            line = f"{tier.tier}: kept {len(tier.kept)}, {verb(report)} {len(tier.deleted)}"
-            if tier.deleted:
-                line += f" ({', '.join(d.isoformat() for d in sorted(tier.deleted))})"
+            line = f"{tier.tier}: kept {len(tier.kept)}, {verb(report)} {len(tier.delisted)}"
+            if tier.delisted:
+                line += f" ({', '.join(d.isoformat() for d in sorted(tier.delisted))})"
             if tier.protected:
                 line += (
                     f", protected {len(tier.protected)} the month's bundle lacks "
@@ -66,4 +60,4 @@ class Command(BaseCommand):
 
 
 def verb(report):
-    return "would delete" if report.dry_run else "deleted"
+    return "would delist" if report.dry_run else "delisted"

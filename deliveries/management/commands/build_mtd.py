@@ -12,6 +12,7 @@ LABELS = {
     "built": "built",
     "unchanged": "unchanged",
     "no_days": "without days",
+    "closed": "closed",
     "dry_run": "would build",
     "failed": "failed",
 }
