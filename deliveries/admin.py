@@ -243,6 +243,7 @@ class BuildRunAdmin(ReadOnlyAdmin):
         "started_at",
         "finished_at",
         "took",
+        "holder",
         "error",
         "steps_lines",
         "results_lines",

@@ -302,7 +302,11 @@ def test_failed_rebuild_leaves_the_previous_rows_untouched(local_storage):
     write()
     build.build_day(DAY)
     before = list(DailyFile.objects.order_by("tier").values_list("tier", "sha256", "published_at"))
-    with mock.patch.object(storage, "put_file", side_effect=storage.StorageError("storage upload failed: outage")):
+    outage = storage.StorageError("storage upload failed: outage")
+    with (
+        mock.patch.object(storage, "put_file", side_effect=outage),
+        mock.patch.object(storage, "put_bytes", side_effect=outage),
+    ):
         result = build.build_day(DAY, force=True)
     assert result.outcome == build.Outcome.FAILED
     assert list(DailyFile.objects.order_by("tier").values_list("tier", "sha256", "published_at")) == before

@@ -19,8 +19,7 @@ def test_a_run_killed_mid_build_shows_as_crashed_in_the_admin(live_server, conte
     nightly = pipeline.run_nightly()  # the next run takes the lock and finds the dead one
     assert nightly.outcome == BuildRun.Outcome.SUCCESS
 
-    # Signed in by session cookie: the login form's own path in Chromium is issue 10's (its POST is
-    # refused while the whole site sends Referrer-Policy: no-referrer).
+    # Signed in by session cookie: the login form in Chromium is test_operator_browser's journey.
     client = Client()
     client.force_login(django_user_model.objects.get(username="ops"))
     cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]

@@ -255,7 +255,7 @@ def test_a_daily_file_of_another_pyarrow_version_is_encoded_again_not_copied(mon
     assert result.outcome == "built", result.message
     assert decoded == [rows_for(old), 1, 1]  # the old day, then the read-back; the new day is copied
     monkeypatch.undo()
-    bundle = pq.ParquetFile(io.BytesIO(storage.read_bytes(storage.mtd_keys("tier3", NOV)[0])))
+    bundle = pq.ParquetFile(io.BytesIO(storage.read_bytes(mtd_keys("tier3", NOV)[0])))
     assert bundle.metadata.created_by == f"parquet-cpp-arrow version {pa.__version__}"
     assert bundle.read().equals(expected_table("tier3", [old, new]))
 

@@ -75,12 +75,17 @@ def test_a_rebuild_with_new_bytes_goes_beside_the_old_version_which_is_delisted_
 
 def test_the_same_bytes_again_land_in_the_same_folder_and_the_data_is_not_uploaded_again():
     first = publish_day("tier2", DAY, rows=7)
-    with mock.patch.object(storage, "put_file", wraps=storage.put_file) as put_file:
+    with (
+        mock.patch.object(storage, "put_file", wraps=storage.put_file) as put_file,
+        mock.patch.object(storage, "put_bytes", wraps=storage.put_bytes) as put_bytes,
+    ):
         again = publish_day("tier2", DAY, rows=7)
     assert again.key == first.key
-    uploaded = [call.args[0] for call in put_file.call_args_list]
+    uploaded = [call.args[0] for call in put_file.call_args_list + put_bytes.call_args_list]
     assert first.key not in uploaded, "a listed object is never written again"
-    assert uploaded[0] == first.manifest_key, "the manifest is rewritten whole (it holds the build time)"
+    assert uploaded == [first.manifest_key, "index/tier2.json"], (
+        "the manifest is rewritten whole (it holds the build time)"
+    )
     assert StoredVersion.objects.count() == 1 and StoredVersion.objects.get().is_listed
 
 
