@@ -132,7 +132,7 @@ def write_day(day, rows, samples, path, seed):
             columns.append(fake_array(field.type, rows, rng))
     table = pa.Table.from_arrays(columns, schema=schema)
     # As the daily builder writes a day: an hour per row group, then merged into one for the day.
-    from deliveries import encoding, splice
+    from deliveries.parquet import encoding, splice
 
     hours = path.with_suffix(".hours")
     with pq.ParquetWriter(hours, schema, **encoding.writer_options("tier3")) as writer:

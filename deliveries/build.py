@@ -24,9 +24,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import archive, encoding, index, publish, splice, storage
+from . import index, publish, storage
 from .models import DailyFile
-from .shaping import Coercions, project, shape_tier3
+from .parquet import archive, encoding, splice
+from .parquet.shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,8 @@ from django.utils import timezone
 
 from instrumetriq_site.logging import redact
 
-from . import archive, storage
+from . import storage
+from .parquet import archive
 from .tiers import Tier
 
 ERROR, WARNING = "error", "warning"

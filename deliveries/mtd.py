@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.utils import timezone
 
-from . import encoding, publish, splice, storage, versions
+from . import publish, storage, versions
 from .models import DailyFile, MonthBundle, month_end
+from .parquet import encoding, splice
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
 OUTCOMES = ("built", "unchanged", "no_days", "closed", "dry_run", "failed")

@@ -22,8 +22,9 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from . import archive, build, collect, index, locks, mtd, retention, storage
+from . import build, collect, index, locks, mtd, retention, storage
 from .models import BuildRun, DailyFile
+from .parquet import archive
 from .runs import start_locked_run
 
 log = logging.getLogger("deliveries.pipeline")

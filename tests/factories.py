@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deliveries import publish, splice, thrift
+from deliveries import publish
+from deliveries.parquet import splice, thrift
 from deliveries.tiers import schema_for
 
 

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from deliveries import archive
+from deliveries.parquet import archive
 
 DAY = date(2026, 11, 20)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from .tiers import REQUIRED_KEYS
+from ..tiers import REQUIRED_KEYS
 
 HOURS = tuple(f"{h:02d}" for h in range(24))
 DAY_FOLDER = re.compile(r"^\d{8}$")

@@ -21,9 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..tiers import schema_for
 from . import splice
 from .splice import Layout, SpliceError
-from .tiers import schema_for
 
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
