@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deliveries import publish
-from deliveries.parquet import splice, thrift
+from deliveries.parquet import thrift
+from deliveries.parquet.footer import FILE_CREATED_BY, MAGIC
 from deliveries.tiers import schema_for
 
 
@@ -38,9 +39,9 @@ def written_by(path, created_by):
     data = path.read_bytes()
     length = int.from_bytes(data[-8:-4], "little")
     footer, _ = thrift.loads(data[-8 - length : -8])
-    footer.set(splice.FILE_CREATED_BY, thrift.BINARY, created_by)
+    footer.set(FILE_CREATED_BY, thrift.BINARY, created_by)
     raw = thrift.dumps(footer)
-    path.write_bytes(data[: -8 - length] + raw + len(raw).to_bytes(4, "little") + splice.MAGIC)
+    path.write_bytes(data[: -8 - length] + raw + len(raw).to_bytes(4, "little") + MAGIC)
     return path
 
 
