@@ -5,6 +5,10 @@ without access to the collector. This module writes ``ROOT/YYYYMMDD/HH.jsonl.gz`
 entries have the schema-7 shape of the spec: key order, silent coins, absent sections, always-null
 fields, ints where doubles are expected, and (optionally) the flaws of real files.
 
+The parts, from the bottom up: ``symbols`` (the symbol table), ``values`` (how the collector
+writes numbers and times), ``sentiment`` (the Twitter sections), ``entries`` (one entry and its
+JSON line), ``files`` (hour files and days, with the flaws below). This package is their interface.
+
 Determinism: every hour file is a pure function of (seed, day, hour, sizes): its random generator
 is seeded from those, gzip headers carry mtime 0 and a fixed name, so the same call writes the same
 bytes, and days are independent of each other (any day can be regenerated alone).
