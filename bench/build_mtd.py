@@ -180,13 +180,14 @@ def measure(days, carried=0):
 
     from deliveries import mtd
     from deliveries.models import DailyFile, MonthBundle
+    from deliveries.outcomes import Outcome
 
     month, today = (OCTOBER, NOVEMBER) if days == 31 else (NOVEMBER, NOVEMBER + timedelta(days=days))
     dailies = DailyFile.objects.filter(tier="tier3", date__gte=month, date__lt=today)
     input_bytes = sum(daily.size_bytes for daily in dailies)
     if carried:
         first = mtd.build_month("tier3", month, today=today, force=True)
-        if first.outcome != "built":
+        if first.outcome != Outcome.BUILT:
             raise SystemExit(f"bundle to carry days from: {first.outcome}: {first.message}")
         old = dailies.order_by("date")[:carried]
         DailyFile.objects.filter(pk__in=[d.pk for d in old]).update(deleted_at=timezone.now())
@@ -196,7 +197,7 @@ def measure(days, carried=0):
     result = mtd.build_month("tier3", month, today=today, force=True)
     seconds = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
-    if result.outcome != "built" or len(result.days_included) != days:
+    if result.outcome != Outcome.BUILT or len(result.days_included) != days:
         raise SystemExit(f"bundle of {days} days: {result.outcome}: {result.message}")
     if carried:
         DailyFile.objects.filter(tier="tier3").update(deleted_at=None)

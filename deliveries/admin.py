@@ -7,6 +7,7 @@ from django.template.defaultfilters import filesizeformat, pluralize
 from django.utils.html import format_html, format_html_join
 
 from .models import BuildRun, DailyFile, DownloadCount, MonthBundle
+from .outcomes import Outcome
 
 
 def downloads_of(kind, label):
@@ -91,10 +92,10 @@ def first_failure(run):
     if run.error:
         return run.error.strip().splitlines()[0]
     for step in run.steps:
-        if step.get("outcome") == "failed":
+        if step.get("outcome") == Outcome.FAILED:
             return f"{step.get('name')}: {step.get('detail', '')}"
     for line, result in zip(result_lines(run), run.results, strict=True):
-        if result.get("outcome") == "failed":
+        if result.get("outcome") == Outcome.FAILED:
             return line
     return ""
 

@@ -26,18 +26,12 @@ from django.utils import timezone
 
 from . import index, publish, storage
 from .models import DailyFile
+from .outcomes import Outcome
 from .parquet import archive, encoding, splice
 from .parquet.shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
 
 logger = logging.getLogger(__name__)
-
-
-class Outcome:
-    PUBLISHED = "published"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    DRY_RUN = "dry_run"
 
 
 class Cause:

@@ -24,10 +24,9 @@ from django.utils import timezone
 
 from . import publish, storage, versions
 from .models import DailyFile, MonthBundle, month_end
+from .outcomes import Outcome
 from .parquet import encoding, splice
 from .tiers import SCHEMA_VERSION, Tier, schema_for
-
-OUTCOMES = ("built", "unchanged", "no_days", "closed", "dry_run", "failed")
 
 
 class MtdError(Exception):
@@ -364,13 +363,13 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
     first = month_start.replace(day=1)
     today = _today(today)
     start, end = coverage(first, today)
-    result = MonthResult(tier=tier, month=first, outcome="no_days")
+    result = MonthResult(tier=tier, month=first, outcome=Outcome.NO_DAYS)
     if end < start:
         result.message = f"nothing due yet: the month starts {first}"
         return result
     if versions.is_closed_month(tier, first):
         newest = MonthBundle.objects.for_tier(tier).newest_first().first()
-        result.outcome = "closed"
+        result.outcome = Outcome.CLOSED
         result.message = f"the {newest.month_label} bundle is listed; an earlier month's bundle is not rebuilt"
         return result
     try:
@@ -383,11 +382,11 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
             result.message = f"no published day between {start} and {end}"
             return result
         if not force and _is_current(bundle, days, start, end):
-            result.outcome = "unchanged"
+            result.outcome = Outcome.UNCHANGED
             result.message = f"{len(days)} days, the bundle already holds them"
             return result
         if dry_run:
-            result.outcome = "dry_run"
+            result.outcome = Outcome.DRY_RUN
             result.message = f"would build {len(days)} days ({start} to {end}), {result.rows} rows"
             return result
         with tempfile.TemporaryDirectory(prefix="mtd-", dir=storage.scratch_dir()) as workdir:
@@ -396,14 +395,14 @@ def build_month(tier, month_start, *, today=None, dry_run=False, force=False):
             built_at = timezone.now()
             manifest = mtd_manifest(tier, first, start, end, dailies, rows, out, built_at, sha256=sha256)
             publish.publish_month(tier, first, out, manifest, built_at=built_at, consume=True)
-        result.outcome = "built"
+        result.outcome = Outcome.BUILT
         result.rows = rows
         missing = len(manifest["days_missing"])
         result.message = f"{len(days)} days, {rows} rows, {manifest['parquet_size_bytes']} bytes" + (
             f", {missing} missing" if missing else ""
         )
     except Exception as exc:  # one tier's month fails alone; the run reports it and goes on
-        result.outcome = "failed"
+        result.outcome = Outcome.FAILED
         known = isinstance(exc, MtdError | splice.SpliceError | storage.StorageError)
         result.message = str(exc) if known else f"{type(exc).__name__}: {exc}"
     return result
