@@ -163,7 +163,8 @@ def publish(day, path, rows):
         "is_partial": False,
         "skipped_lines": {"total": 0, "by_hour": {}},
     }
-    publishing.publish_daily("tier3", day, path, manifest, input_fingerprint=f"bench-{day}")
+    publishing.upload_daily("tier3", day, path, manifest)  # what the daily build does: upload, then list
+    publishing.record_daily("tier3", day, manifest, input_fingerprint=f"bench-{day}")
 
 
 # --- Measuring -----------------------------------------------------------------------------------

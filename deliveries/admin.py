@@ -198,8 +198,8 @@ class DailyFileAdmin(DownloadCountsAdmin):
 
     @admin.display(description="listed", ordering="deleted_at")
     def listed(self, obj):
-        """Whether subscribers are offered the file now (``is_available``), else since when not."""
-        if obj.is_available:
+        """Whether subscribers are offered the file now (not delisted), else since when not."""
+        if obj.deleted_at is None:
             return "listed"
         return format_html('delisted <span class="quiet">{}</span>', f"{obj.deleted_at:%Y-%m-%d %H:%M} UTC")
 

@@ -186,7 +186,3 @@ def run_checks(*, now=None, check_objects=True, tiers=None):
     except DatabaseError:
         problems.append(Problem("database_unreachable", None, "database is unreachable"))
     return problems
-
-
-def is_healthy(**kwargs):
-    return not failures(run_checks(**kwargs))

@@ -78,10 +78,6 @@ class DailyFile(models.Model):
         return f"{self.tier} {self.date}"
 
     @property
-    def is_available(self):
-        return self.deleted_at is None
-
-    @property
     def missing_hours(self):
         return self.manifest.get("missing_hours", [])
 
@@ -220,12 +216,6 @@ class StoredVersion(models.Model):
 
 
 class BuildRunQuerySet(models.QuerySet):
-    def finished(self):
-        return self.exclude(outcome=Outcome.RUNNING)
-
-    def latest_finished(self):
-        return self.finished().order_by("-started_at").first()
-
     def conclusive(self):
         """Runs that say something about the deliveries: not running, not a dry run, not locked out."""
         return self.exclude(outcome__in=[Outcome.RUNNING, Outcome.DRY_RUN, Outcome.LOCKED])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deliveries import publish
+from deliveries import index, publish
 from deliveries.parquet import thrift
 from deliveries.parquet.footer import FILE_CREATED_BY, MAGIC
 from deliveries.tiers import schema_for
@@ -69,12 +69,21 @@ def daily_manifest(tier, day, parquet_path, rows, hours_found=24, missing_hours=
     }
 
 
+def publish_daily(tier, day, parquet_path, manifest, *, input_fingerprint):
+    """Upload one tier's day, list it, rewrite the tier's index, as ``build.build_day`` does for
+    each tier. Returns the DailyFile."""
+    publish.upload_daily(tier, day, parquet_path, manifest)
+    daily = publish.record_daily(tier, day, manifest, input_fingerprint=input_fingerprint)
+    index.publish_index([tier])
+    return daily
+
+
 def publish_day(tier, day, rows=10, hours_found=24):
     """Publish a synthetic day for one tier; returns the DailyFile."""
     with tempfile.TemporaryDirectory() as tmp:
         path = write_parquet(tier_table(tier, day, rows), Path(tmp) / "data.parquet")
         manifest = daily_manifest(tier, day, path, rows, hours_found=hours_found)
-        return publish.publish_daily(tier, day, path, manifest, input_fingerprint=f"synthetic-{rows}-{hours_found}")
+        return publish_daily(tier, day, path, manifest, input_fingerprint=f"synthetic-{rows}-{hours_found}")
 
 
 def dense_array(type_, count, rng):
