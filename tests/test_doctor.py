@@ -427,7 +427,7 @@ def test_jobs_installed_from_another_python_are_a_warning(production):
 
 
 def test_command_prints_a_line_per_check_and_fails_on_errors(production, monkeypatch):
-    monkeypatch.setattr(doctor, "read_user_crontab", lambda: "")
+    monkeypatch.setattr(doctor.probes, "read_user_crontab", lambda: "")
     out = io.StringIO()
     with pytest.raises(CommandError, match=r"^doctor: \d+ ok, \d+ warning\(s\), \d+ failure\(s\); skipped: checks$"):
         call_command("doctor", "--skip", "checks", stdout=out)

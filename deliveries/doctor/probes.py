@@ -33,9 +33,9 @@ from django.utils import timezone
 
 from instrumetriq_site.logging import redact
 
-from . import storage
-from .parquet import archive
-from .tiers import Tier
+from .. import storage
+from ..parquet import archive
+from ..tiers import Tier
 
 ERROR, WARNING = "error", "warning"
 GROUPS = ("checks", "database", "storage", "archive", "tokens", "cron", "clock")
