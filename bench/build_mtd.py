@@ -279,7 +279,9 @@ def main():
     subprocess.run([*command, "--days-dir", str(days_dir)], check=True, env=env)
 
     load_before = os.getloadavg()[0]
-    results = [run_child(3, env), run_child(31, env), run_child(31, env, carried=24)]
+    # October before November: once November has a bundle, October's is closed and not rebuilt.
+    month, carried = run_child(31, env), run_child(31, env, carried=24)
+    results = [run_child(3, env), month, carried]
     print()
     print(f"{os.cpu_count()} CPUs; load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print(
