@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.utils import timezone
 
-from . import encoding, publish, splice, storage
+from . import encoding, profile, publish, splice, storage
 from .models import DailyFile, MonthBundle, month_end
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
@@ -380,6 +380,7 @@ def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at,
             }
             for daily in dailies
         ],
+        **profile.manifest_parts(parquet_path),
     }
 
 

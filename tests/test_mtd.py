@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import encoding, mtd, publish, retention, splice, storage
+from deliveries import encoding, mtd, profile, publish, retention, splice, storage
 from deliveries.models import DailyFile, MonthBundle
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
 
@@ -201,9 +201,16 @@ def bundle_row_groups(tier):
     return [bundle.metadata.row_group(i).num_rows for i in range(bundle.num_row_groups)]
 
 
+def without_the_bundles_profile(monkeypatch):
+    """The bundle's profile reads the bundle once it is written (tests/test_profile.py); what the
+    tests using this prove is that no daily file is decoded to write it."""
+    monkeypatch.setattr(profile, "profile_file", lambda source: {})
+
+
 def test_days_of_the_tier_schema_are_copied_not_decoded(monkeypatch):
     """The days' column chunks are copied byte for byte: no row of a daily file is decoded."""
     publish_days("tier3", [date(2026, 11, 2), date(2026, 11, 3)])
+    without_the_bundles_profile(monkeypatch)
     for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
         monkeypatch.setattr(pq.ParquetFile, name, mock.Mock(side_effect=AssertionError(f"decoded: {name}")))
     monkeypatch.setattr(pq, "read_table", mock.Mock(side_effect=AssertionError("decoded: read_table")))
@@ -469,6 +476,7 @@ def test_days_carried_from_the_bundle_are_copied_not_decoded(monkeypatch):
     mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
     retention.apply_retention(keep_days=1)
     publish_days("tier3", days[3:])
+    without_the_bundles_profile(monkeypatch)
     for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
         monkeypatch.setattr(pq.ParquetFile, name, mock.Mock(side_effect=AssertionError(f"decoded: {name}")))
     result = mtd.build_month("tier3", NOV, today=date(2026, 11, 5))
