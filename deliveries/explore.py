@@ -164,7 +164,7 @@ def cell_html(value):
         count, items = value["count"], value["items"]
         if not count:
             return mark_safe('<span class="null">[ ]</span>')
-        more = format_html('<p class="more">first {} of {:,}</p>', len(items), count) if count > len(items) else ""
+        more = format_html('<p class="more">first {} of {}</p>', len(items), f"{count:,}") if count > len(items) else ""
         return format_html(
             "<details><summary>{} item{}</summary><ol>{}</ol>{}</details>",
             f"{count:,}",

@@ -25,9 +25,10 @@ HISTOGRAM_BINS = 10
 TOP_FREQUENCIES = 20
 FREQUENCY_COLUMNS = frozenset({"symbol"})  # strings whose values are counted (bounded: ~300 symbols)
 TIMESTAMP_SUFFIXES = ("_ts", "_utc", "_at")
-BATCH_BYTES = 16 * 1024 * 1024  # decoded bytes of a record batch (estimated from the footer)
-MIN_BATCH_ROWS = 1024  # columns are read together while a batch of them holds this many rows
-KEEP_BYTES = 32 * 1024 * 1024  # numbers of a column kept to bin once its range is known
+BATCH_BYTES = 8 * 1024 * 1024  # decoded bytes of a record batch (estimated from the footer)
+GROUP_ROWS = 8192  # narrow columns are read together while a batch of them holds this many rows
+WIDE_ROWS = 256  # and wide ones (a list's elements) while a batch holds this many
+KEEP_BYTES = 16 * 1024 * 1024  # numbers of a column kept to bin once its range is known
 
 PREVIEW_ROWS = 20
 PREVIEW_LIST_ITEMS = 5
@@ -139,8 +140,8 @@ class LeafProfile:
             self.null_lists += lengths.null_count
             self._widen_lengths(pc.min_max(lengths))
         if self.kind == "number":
-            finite = self._finite(values)
-            self._add_numbers(finite)
+            finite, mean = self._finite(values)
+            self._add_numbers(finite, mean)
             if self.hint is not None:
                 self._bin(finite, *self.hint)
             elif self.kept is not None:
@@ -179,7 +180,7 @@ class LeafProfile:
         """Bin a batch of the second read (the range is final)."""
         if self.hint is not None:  # the footer's range was not the values' own
             self.bins, self.hint = [0] * HISTOGRAM_BINS, None
-        self._bin(self._finite(values, counted=True), self.low, self.high)
+        self._bin(self._finite(values, counted=True)[0], self.low, self.high)
 
     def _widen_lengths(self, span):
         low, high = _plain(span["min"]), _plain(span["max"])
@@ -197,25 +198,30 @@ class LeafProfile:
         self.high = high if self.high is None else max(self.high, high)
 
     def _finite(self, values, *, counted=False):
-        """The values without nulls, NaN and infinities (counted apart, unless ``counted`` already:
-        JSON cannot hold them)."""
+        """(values, mean): the values without nulls, NaN and infinities (counted apart, unless
+        ``counted`` already: JSON cannot hold them), and their mean (None without values). A finite
+        mean means there is nothing to take out, so the usual case costs one pass, not three."""
         if values.null_count:
             values = values.drop_null()
-        if pa.types.is_floating(values.type) and len(values):
+        if not len(values):
+            return values, None
+        mean = pc.mean(values).as_py()
+        if pa.types.is_floating(values.type) and not math.isfinite(mean):
             finite = pc.is_finite(values)
-            if not pc.all(finite).as_py():
+            kept = pc.sum(finite).as_py() or 0
+            if kept != len(values):
                 if not counted:
-                    self.non_finite += len(values) - pc.sum(finite).as_py()
+                    self.non_finite += len(values) - kept
                 values = values.filter(finite)
-        return values
+                mean = pc.mean(values).as_py() if kept else None
+        return values, mean
 
-    def _add_numbers(self, values):
+    def _add_numbers(self, values, mean):
         n = len(values)
         if n == 0:
             return
         span = pc.min_max(values)
         self._widen(_plain(span["min"]), _plain(span["max"]))
-        mean = pc.mean(values).as_py()
         m2 = pc.variance(values, ddof=0).as_py() * n
         total = self.n + n
         delta = mean - self.mean
@@ -228,7 +234,9 @@ class LeafProfile:
         if low is None or low == high or len(values) == 0 or not math.isfinite(high - low):
             return
         scale = HISTOGRAM_BINS / (high - low)
-        offsets = pc.multiply(pc.subtract(pc.cast(values, pa.float64()), float(low)), scale)
+        if not pa.types.is_float64(values.type):
+            values = pc.cast(values, pa.float64())
+        offsets = pc.multiply(pc.subtract(values, float(low)), scale)
         index = pc.cast(offsets, pa.int64(), safe=False)  # offsets are >= 0: truncation is floor
         for item in pc.value_counts(index).to_pylist():
             self.bins[min(max(item["values"], 0), HISTOGRAM_BINS - 1)] += item["counts"]
@@ -328,26 +336,28 @@ def _file_leaves(parquet_file):
 
 
 def _read_groups(leaves, rows):
-    """Consecutive leaves read together, each group with its batch size in rows: a group's bytes a
-    row are at most BATCH_BYTES / MIN_BATCH_ROWS (a wider leaf is read alone)."""
+    """[(leaves, batch size in rows)]: consecutive leaves read together. Narrow leaves go together
+    while a batch of them holds GROUP_ROWS rows (few batches: few calls a leaf), wide ones (a list's
+    elements) while a batch holds WIDE_ROWS (decoded side by side on Arrow's threads); a leaf wider
+    than that alone. A batch is about BATCH_BYTES decoded."""
     rows = max(rows, 1)
-    groups, current, width = [], [], 0.0
+    groups = []  # [wide, bytes a row, leaves]
     for leaf in leaves:
         cost = leaf.bytes / rows
-        if current and (width + cost) * MIN_BATCH_ROWS > BATCH_BYTES:
-            groups.append((current, width))
-            current, width = [], 0.0
-        current.append(leaf)
-        width += cost
-    if current:
-        groups.append((current, width))
-    return [(group, max(1, min(rows, int(BATCH_BYTES / max(width, 1.0))))) for group, width in groups]
+        wide = cost * GROUP_ROWS > BATCH_BYTES
+        limit = BATCH_BYTES / (WIDE_ROWS if wide else GROUP_ROWS)
+        if groups and groups[-1][0] == wide and groups[-1][1] + cost <= limit:
+            groups[-1][1] += cost
+            groups[-1][2].append(leaf)
+        else:
+            groups.append([wide, cost, [leaf]])
+    return [(group, max(1, min(rows, int(BATCH_BYTES / max(width, 1.0))))) for _, width, group in groups]
 
 
 def _batches(parquet_file, group, batch_size):
     """(path, values, list lengths) of a group's leaves, a record batch at a time."""
     columns = [leaf.parquet_path for leaf in group]
-    for batch in parquet_file.iter_batches(batch_size=batch_size, columns=columns):
+    for batch in parquet_file.iter_batches(batch_size=batch_size, columns=columns, use_threads=False):
         yield from _table_leaves(batch)
 
 

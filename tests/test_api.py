@@ -31,6 +31,7 @@ ENTRY_KEYS = {
     "built_at",
     "filename",
     "url",
+    "query_url",
     "manifest_url",
     "signed_url",
     "signed_url_expires_at",
@@ -106,6 +107,7 @@ def test_schema(client, scenario, token):
         True,
     )
     assert mtd["url"] == f"{SITE}/downloads/tier1/mtd/2026-11.parquet?t={token}"
+    assert mtd["query_url"] == mtd["url"]  # the token-checked link answers HEAD and Range
     assert mtd["manifest_url"] == f"{SITE}/downloads/tier1/mtd/2026-11.manifest.json?t={token}"
     assert mtd["filename"] == "instrumetriq_tier1_mtd_2026-11.parquet"
 
@@ -116,6 +118,7 @@ def test_schema(client, scenario, token):
         file = scenario.dailies[datetime.strptime(entry["date"], "%Y-%m-%d").date()]
         assert (entry["rows"], entry["size_bytes"], entry["sha256"]) == (file.row_count, file.size_bytes, file.sha256)
         assert entry["url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.parquet?t={token}"
+        assert entry["query_url"] == entry["url"]
         assert entry["manifest_url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.manifest.json?t={token}"
         expires = parse_time(entry["signed_url_expires_at"])
         assert expires == NOW + timedelta(minutes=5, seconds=580800)

@@ -1,15 +1,22 @@
 """The tier page: every status a subscriber can meet, what a valid page shows, and its cost."""
 
 import re
+import tempfile
+from html import unescape
+from pathlib import Path
+from unittest import mock
 
+import pyarrow.parquet as pq
 import pytest
 import time_machine
 from django.urls import reverse
 
-from deliveries import storage
+from deliveries import downloads, explore, publish, storage, views
+from deliveries.models import DailyFile
+from deliveries.tiers import schema_for
 from tokens import rotation
 
-from .factories import publish_day
+from .factories import daily_manifest, dense_table, publish_day, write_parquet
 from .test_views_support import NOW, TODAY, issue_current, live_tokens, publish_scenario
 
 pytestmark = pytest.mark.django_db
@@ -129,7 +136,8 @@ def test_tier_schema_per_tier(client):
     body = text_of(response)
     assert "Researcher downloads" in body
     assert '<code>spot_prices</code></span><span class="type">list&lt;struct (5 fields)&gt;</span>' in body
-    nested = "bucket_meta: struct (14 fields)\n  asset_unified_id: string"  # struct children, indented
+    # a struct's leaves, by their path inside it, with their types
+    nested = '<code>bucket_meta.asset_unified_id</code></span><span class="type">string</span>'
     assert nested in response.content.decode()
     assert "12 columns" in body
 
@@ -268,3 +276,101 @@ def test_page_costs_at_most_three_queries(client, scenario, token, django_assert
 def test_post_is_not_allowed(client, token):
     url = reverse("deliveries:tier_page", args=["tier1"])
     assert client.post(f"{url}?t={token}").status_code == 405
+
+
+# --- Know the data before downloading: profiles, preview, query snippets -------------------------
+
+
+def publish_dense_day(tier, day, rows, seed):
+    """A day with every column filled, through the real publish path (profile and preview in its
+    manifest, as the builder writes them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_parquet(dense_table(tier, rows, seed=seed), Path(tmp) / "data.parquet")
+        manifest = daily_manifest(tier, day, path, rows)
+        return publish.publish_daily(tier, day, path, manifest, input_fingerprint=f"dense-{seed}")
+
+
+def test_columns_show_the_newest_days_profile_next_to_each_type(client, token):
+    publish_dense_day("tier1", TODAY.replace(day=8), rows=30, seed=1)
+    newest = publish_dense_day("tier1", TODAY.replace(day=9), rows=60, seed=2)
+    html = page(client, token=token).content.decode()
+    columns = html[html.index('id="columns"') :]
+    figures = newest.manifest["profile"]["spot_mid"]
+    low, high = explore.number(figures["min"]), explore.number(figures["max"])
+    assert f'<span class="range">{low} – {high} · mean {explore.number(figures["mean"])}</span>' in columns
+    assert f'<span class="nulls">{explore.share(figures["null_count"], 60)} null</span>' in columns
+    assert f"<title>{sum(figures['histogram']['counts']):,} values in 10 bins" in columns
+    assert columns.count('<svg class="hist"') == 14  # the 14 number columns of tier 1
+    assert "Figures of 9 Nov, from its manifest" in columns
+
+
+def test_struct_columns_fold_their_leaves_each_with_its_profile(client):
+    publish_dense_day("tier3", TODAY.replace(day=9), rows=12, seed=3)
+    html = page(client, "tier3", issue_current("tier3")).content.decode()
+    columns = html[html.index('id="columns"') :]
+    assert '<code>spot_prices</code></span><span class="type">list&lt;struct (5 fields)&gt;</span></summary>' in columns
+    assert '<code>[].mid</code></span><span class="type">double</span>' in columns
+    assert re.search(r'<span class="lists">\d+–\d+ a row</span>', columns)  # the price samples per row
+    assert columns.count("<details>") == 10  # every struct and list column of tier 3
+
+
+def test_preview_shows_the_newest_days_first_rows_with_nested_values_folded(client):
+    newest = publish_dense_day("tier3", TODAY.replace(day=9), rows=25, seed=4)
+    html = page(client, "tier3", issue_current("tier3")).content.decode()
+    table = html[html.index('data-testid="preview"') : html.index("</table>", html.index('data-testid="preview"'))]
+    rows = newest.manifest["preview"]["rows"]
+    assert table.count("<tr>") == len(rows) + 1
+    assert 0 < len(rows) <= 20
+    assert "".join(f'<th scope="col">{name}</th>' for name in schema_for("tier3").names) in table
+    assert f"<td>{rows[0]['symbol']}</td>" in table
+    meta = rows[0]["meta"]
+    filled = sum(value is not None for value in meta.values())
+    assert f"<details><summary>{filled} of {len(meta)} fields</summary><dl><dt>added_ts</dt>" in table
+    assert 'style="' not in table and "<script" not in table  # CSP-clean
+
+
+def test_preview_escapes_what_it_shows():
+    html = explore.cell_html({"a": "<b>x</b>", "b": {"count": 7, "items": ["<i>"]}})
+    assert "<b>x" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "&lt;i&gt;" in html and "first 1 of 7" in html
+
+
+def test_query_snippets_carry_the_real_token_checked_url(client, scenario, token, settings):
+    settings.SITE_URL = "https://data.example.test"
+    html = page(client, token=token).content.decode()
+    url = f"https://data.example.test/downloads/tier1/mtd/2026-11.parquet?t={token}"
+    for name in ("pandas", "polars", "duckdb"):
+        snippet = html[html.index(f'<code id="query-{name}">') :]
+        snippet = unescape(snippet[: snippet.index("</code>")].removeprefix(f'<code id="query-{name}">'))
+        assert snippet == explore.query_snippets(url)[name]
+    assert "keep the code private" in html and "sends no <code>Referer</code>" in html
+
+
+def test_the_page_reads_no_parquet(client, token, monkeypatch):
+    publish_dense_day("tier1", TODAY.replace(day=9), rows=20, seed=5)
+    for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
+        monkeypatch.setattr(pq.ParquetFile, name, mock.Mock(side_effect=AssertionError(f"decoded: {name}")))
+    monkeypatch.setattr(pq, "read_table", mock.Mock(side_effect=AssertionError("decoded: read_table")))
+    html = page(client, token=token).content.decode()
+    assert 'data-testid="preview"' in html and '<svg class="hist"' in html
+
+
+def test_days_without_a_profile_still_show_their_columns(client, token):
+    day = publish_day("tier1", TODAY.replace(day=9))
+    DailyFile.objects.filter(pk=day.pk).update(manifest={"missing_hours": []})  # built before profiles
+    views._rendered.clear()  # same row, same build time: the page of an earlier test would be reused
+    html = page(client, token=token).content.decode()
+    assert '<code>spot_mid</code></span><span class="type">double</span>' in html
+    assert '<svg class="hist"' not in html and 'data-testid="preview"' not in html
+
+
+def test_only_the_newest_days_profile_and_preview_leave_the_database(token):
+    for day in (7, 8, 9):
+        publish_day("tier1", TODAY.replace(day=day))
+    listing = downloads.listing("tier1")
+    assert [set(d.manifest) for d in listing.daily] == [
+        {"missing_hours", "profile", "preview"},
+        {"missing_hours"},
+        {"missing_hours"},
+    ]
+    assert listing.daily[0].manifest["profile"] == DailyFile.objects.get(date=TODAY.replace(day=9)).manifest["profile"]
