@@ -15,6 +15,7 @@ from .tiers import describe_type, schema_for
 HIST_WIDTH, HIST_HEIGHT = 100, 24
 QUERY_COLUMNS = ("symbol", "snapshot_ts")
 QUERY_SYMBOL = "BTC"
+LONG_TEXT = 32  # characters: longer text wraps in its cell (the rest stays on one line)
 
 
 # --- Column profiles -----------------------------------------------------------------------------
@@ -182,6 +183,8 @@ def cell_html(value):
         )
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and len(value) > LONG_TEXT:
+        return format_html('<span class="text">{}</span>', value)
     return str(value)
 
 
