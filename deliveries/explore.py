@@ -175,11 +175,13 @@ def cell_html(value):
         )
     if isinstance(value, dict):
         filled = sum(item is not None for item in value.values())
+        # a struct's fields are in alphabetical order (the contract), which PostgreSQL's jsonb forgets
+        fields = sorted(value.items())
         return format_html(
             "<details><summary>{} of {} fields</summary><dl>{}</dl></details>",
             filled,
             len(value),
-            format_html_join("", "<dt>{}</dt><dd>{}</dd>", ((key, cell_html(item)) for key, item in value.items())),
+            format_html_join("", "<dt>{}</dt><dd>{}</dd>", ((key, cell_html(item)) for key, item in fields)),
         )
     if isinstance(value, bool):
         return "true" if value else "false"

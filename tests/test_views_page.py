@@ -374,3 +374,9 @@ def test_only_the_newest_days_profile_and_preview_leave_the_database(token):
         {"missing_hours"},
     ]
     assert listing.daily[0].manifest["profile"] == DailyFile.objects.get(date=TODAY.replace(day=9)).manifest["profile"]
+
+
+def test_preview_structs_show_their_fields_in_the_contracts_order_whatever_the_database_keeps():
+    """PostgreSQL's jsonb stores an object's keys shortest first; struct fields are alphabetical."""
+    html = explore.cell_html({"mid": 1.0, "ask": 2.0, "spread_bps": None})
+    assert html.index("<dt>ask</dt>") < html.index("<dt>mid</dt>") < html.index("<dt>spread_bps</dt>")
