@@ -7,6 +7,7 @@ a 404 or a 503.
 """
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -82,7 +83,6 @@ MTD_FIELDS = (
     "partial_days", "row_count", "size_bytes", "sha256", "built_at",
 )  # fmt: skip
 NEWEST_ONLY = ("profile", "preview")  # manifest keys the page shows for the newest day alone
-DAILY_SHOWN = DAILY_FIELDS + ("missing_hours", *NEWEST_ONLY)
 MTD_SHOWN = MTD_FIELDS + ("days",)
 
 
@@ -95,8 +95,16 @@ def _of_newest_day(name):
 def _daily_instance(values):
     daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
     daily.manifest = {"missing_hours": values["missing_hours"] or []}  # all the page reads of it
-    daily.manifest.update({name: values[name] for name in NEWEST_ONLY if values[name] is not None})
+    daily.manifest_text = {name: values[name] for name in NEWEST_ONLY if values.get(name) is not None}
     return daily
+
+
+def newest_part(listing, name):
+    """A manifest key of the newest shown day (``profile``, ``preview``), decoded, or None."""
+    if not listing.daily:
+        return None
+    text = listing.daily[0].manifest_text.get(name)
+    return json.loads(text) if isinstance(text, str | bytes) else text
 
 
 def _mtd_instance(values):
@@ -105,30 +113,32 @@ def _mtd_instance(values):
     return bundle
 
 
-def listing(tier):
+def listing(tier, *, newest_parts=False):
     """Two queries: the retained daily files (newest first) and the newest month bundle.
 
     Built with the ORM, compiled once, run with the tier as parameter; instances carry only the
-    shown fields (a day's ``manifest`` is reduced to its ``missing_hours``, and the newest day's
-    to its ``profile`` and ``preview`` too; a bundle's to its ``days``).
+    shown fields (a day's ``manifest`` is reduced to its ``missing_hours``; a bundle's to its
+    ``days``). With ``newest_parts`` (the page) the newest day brings its manifest's ``profile`` and
+    ``preview`` too, as text (``newest_part`` decodes them).
     """
     limit = settings.DAILY_RETENTION_DAYS
     tier = str(tier)
+    parts = NEWEST_ONLY if newest_parts else ()
+    names = DAILY_FIELDS + ("missing_hours", *parts)
     daily = fetch(
-        f"daily-{limit}",
+        f"daily-{limit}" + ("-newest" if parts else ""),
         DailyFile,
-        DAILY_SHOWN,
+        names,
         lambda: (
             DailyFile.objects.for_tier(TIER_PARAM)
             .published()
             .newest_first()
-            .annotate(
-                missing_hours=KT("manifest__missing_hours"), **{name: _of_newest_day(name) for name in NEWEST_ONLY}
-            )
-            .values_list(*DAILY_SHOWN)[:limit]
+            .annotate(missing_hours=KT("manifest__missing_hours"), **{name: _of_newest_day(name) for name in parts})
+            .values_list(*names)[:limit]
         ),
         {TIER_PARAM: tier},
-        json_names=("missing_hours", *NEWEST_ONLY),
+        json_names=("missing_hours",),
+        text_names=parts,  # tens of KB: decoded only when the page is rendered, not when cached
     )
     bundles = fetch(
         "mtd",

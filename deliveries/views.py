@@ -335,7 +335,7 @@ def query_target(tier, token, listing):
 def page_context(tier, token, validation, listing, now):
     today = now.date()
     newest = listing.daily[0] if listing.daily else None
-    newest_manifest = newest.manifest if newest is not None else {}
+    profile = downloads.newest_part(listing, "profile")
     return {
         "tier": tier,
         "plan": tier.plan,
@@ -355,10 +355,10 @@ def page_context(tier, token, validation, listing, now):
         "next_update": next_build(now),
         "build_time": settings.BUILD_TIME_UTC,
         "chart": chart_data(chart_days(listing, today)),
-        "columns": explore.column_profiles(tier, newest_manifest.get("profile")),
+        "columns": explore.column_profiles(tier, profile),
         "column_count": len(schema_for(tier)),
-        "profiled": newest if newest_manifest.get("profile") else None,
-        "preview": explore.preview_table(newest_manifest.get("preview")),
+        "profiled": newest if profile else None,
+        "preview": explore.preview_table(downloads.newest_part(listing, "preview")),
         "preview_of": newest,
         "query": query_target(tier, token, listing),
         "snippet": snippet_for(listing),
@@ -392,7 +392,7 @@ def tier_page(request, tier):
     validation = validate(tier, token)
     if not validation:
         return forbidden(request, tier)
-    html = render_page(request, tier, validation, downloads.listing(tier), timezone.now())
+    html = render_page(request, tier, validation, downloads.listing(tier, newest_parts=True), timezone.now())
     return HttpResponse(html.replace(TOKEN_MARK, quote(token, safe="")))
 
 

@@ -367,13 +367,12 @@ def test_days_without_a_profile_still_show_their_columns(client, token):
 def test_only_the_newest_days_profile_and_preview_leave_the_database(token):
     for day in (7, 8, 9):
         publish_day("tier1", TODAY.replace(day=day))
-    listing = downloads.listing("tier1")
-    assert [set(d.manifest) for d in listing.daily] == [
-        {"missing_hours", "profile", "preview"},
-        {"missing_hours"},
-        {"missing_hours"},
-    ]
-    assert listing.daily[0].manifest["profile"] == DailyFile.objects.get(date=TODAY.replace(day=9)).manifest["profile"]
+    assert [d.manifest_text for d in downloads.listing("tier1").daily] == [{}, {}, {}]  # the API's, the feed's
+    listing = downloads.listing("tier1", newest_parts=True)
+    assert [set(d.manifest_text) for d in listing.daily] == [{"profile", "preview"}, set(), set()]
+    newest = DailyFile.objects.get(date=TODAY.replace(day=9)).manifest
+    assert downloads.newest_part(listing, "profile") == newest["profile"]
+    assert downloads.newest_part(listing, "preview") == newest["preview"]
 
 
 def test_preview_structs_show_their_fields_in_the_contracts_order_whatever_the_database_keeps():
