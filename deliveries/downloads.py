@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Case, F, OuterRef, Subquery, TextField, When
+from django.db.models import Case, F, OuterRef, Q, Subquery, TextField, When
 from django.db.models.fields.json import KT
 from django.http import FileResponse, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
 from django.http.response import StreamingHttpResponse
@@ -58,6 +58,7 @@ class Listing:
     tier: str
     mtd: MonthBundle | None
     daily: list = field(default_factory=list)
+    newest: dict = field(default_factory=dict)  # the newest day's profile and preview, as JSON text
 
     @property
     def last_build_at(self):
@@ -85,25 +86,44 @@ MTD_FIELDS = (
 NEWEST_ONLY = ("profile", "preview")  # manifest keys the page shows for the newest day alone
 MTD_SHOWN = MTD_FIELDS + ("days",)
 
+# The newest day's profile and preview as last read, per tier: (sha256, {key: JSON text}). They are
+# tens of KB and computed from the file alone, so while the newest day is the same file (same
+# SHA-256) the page's query does not send them again; they are decoded only when a page is rendered.
+KNOWN_SHA = placeholder("known_sha")
+_newest_parts = {}
+
 
 def _of_newest_day(name):
-    """A manifest key of the tier's newest published day, null on the other rows (one query)."""
+    """A manifest key of the tier's newest published day, unless that day's SHA-256 is the known
+    one; null on the other rows. Part of the daily files' query: no query of its own."""
     newest = DailyFile.objects.published().filter(tier=OuterRef("tier")).order_by("-date").values("pk")[:1]
-    return Case(When(pk=Subquery(newest), then=KT(f"manifest__{name}")), default=None, output_field=TextField())
+    sent = Q(pk=Subquery(newest)) & ~Q(sha256=KNOWN_SHA)
+    return Case(When(sent, then=KT(f"manifest__{name}")), default=None, output_field=TextField())
 
 
 def _daily_instance(values):
     daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
     daily.manifest = {"missing_hours": values["missing_hours"] or []}  # all the page reads of it
-    daily.manifest_text = {name: values[name] for name in NEWEST_ONLY if values.get(name) is not None}
     return daily
+
+
+def _newest_texts(tier, rows, parts):
+    """{key: JSON text} of the newest day's ``parts``: as the query sent them, or as kept."""
+    if not parts or not rows:
+        return {}
+    known = _newest_parts.get(tier)
+    sha256 = rows[0]["sha256"]
+    if known is not None and known[0] == sha256:
+        return known[1]
+    texts = {name: rows[0][name] for name in parts if rows[0][name] is not None}
+    if texts:  # a day built before profiles has none: asked again, until a rebuild adds them
+        _newest_parts[tier] = (sha256, texts)
+    return texts
 
 
 def newest_part(listing, name):
     """A manifest key of the newest shown day (``profile``, ``preview``), decoded, or None."""
-    if not listing.daily:
-        return None
-    text = listing.daily[0].manifest_text.get(name)
+    text = listing.newest.get(name)
     return json.loads(text) if isinstance(text, str | bytes) else text
 
 
@@ -118,8 +138,9 @@ def listing(tier, *, newest_parts=False):
 
     Built with the ORM, compiled once, run with the tier as parameter; instances carry only the
     shown fields (a day's ``manifest`` is reduced to its ``missing_hours``; a bundle's to its
-    ``days``). With ``newest_parts`` (the page) the newest day brings its manifest's ``profile`` and
-    ``preview`` too, as text (``newest_part`` decodes them).
+    ``days``). With ``newest_parts`` (the page) the listing has the newest day's ``profile`` and
+    ``preview`` too, as text (``newest_part`` decodes them), sent by the query only when the newest
+    file changed.
     """
     limit = settings.DAILY_RETENTION_DAYS
     tier = str(tier)
@@ -136,9 +157,9 @@ def listing(tier, *, newest_parts=False):
             .annotate(missing_hours=KT("manifest__missing_hours"), **{name: _of_newest_day(name) for name in parts})
             .values_list(*names)[:limit]
         ),
-        {TIER_PARAM: tier},
+        {TIER_PARAM: tier, KNOWN_SHA: _newest_parts.get(tier, ("",))[0]},
         json_names=("missing_hours",),
-        text_names=parts,  # tens of KB: decoded only when the page is rendered, not when cached
+        text_names=parts,
     )
     bundles = fetch(
         "mtd",
@@ -154,7 +175,12 @@ def listing(tier, *, newest_parts=False):
         json_names=("days",),
     )
     mtd = _mtd_instance(bundles[0]) if bundles else None
-    return Listing(tier=tier, mtd=mtd, daily=[_daily_instance(values) for values in daily])
+    return Listing(
+        tier=tier,
+        mtd=mtd,
+        daily=[_daily_instance(values) for values in daily],
+        newest=_newest_texts(tier, daily, parts),
+    )
 
 
 def mtd_day_rows(bundle):
