@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join, mark_safe
 
 from .tiers import describe_type, schema_for
 
-HIST_WIDTH, HIST_HEIGHT = 100, 24
+HIST_WIDTH, HIST_HEIGHT = 40, 10
 QUERY_COLUMNS = ("symbol", "snapshot_ts")
 QUERY_SYMBOL = "BTC"
 LONG_TEXT = 32  # characters: longer text wraps in its cell (the rest stays on one line)
@@ -90,39 +90,34 @@ def list_text(figures):
 
 
 def histogram_path(histogram):
-    """An SVG path of the histogram's bars in a HIST_WIDTH x HIST_HEIGHT box, or "" without one."""
+    """The histogram as one SVG path (a step outline over HIST_WIDTH x HIST_HEIGHT), or ""."""
     counts = (histogram or {}).get("counts") or []
     peak = max(counts, default=0)
     if not peak:
         return ""
     width = HIST_WIDTH / len(counts)
-    bars = []
+    steps = [f"M0 {HIST_HEIGHT}"]
     for index, count in enumerate(counts):
-        if count:
-            height = max(1.0, round(count / peak * HIST_HEIGHT, 1))
-            x = round(index * width + 0.5, 1)
-            bars.append(f"M{x:g} {HIST_HEIGHT}V{HIST_HEIGHT - height:g}h{round(width - 1, 1):g}V{HIST_HEIGHT}z")
-    return "".join(bars)
+        top = HIST_HEIGHT - (max(0.4, round(count / peak * HIST_HEIGHT, 1)) if count else 0)
+        steps.append(f"V{round(top, 1):g}H{round((index + 1) * width, 1):g}")
+    return "".join(steps) + f"V{HIST_HEIGHT}Z"
 
 
-def leaf_entry(path, type_, figures):
-    entry = {"path": path, "type": describe_type(type_), "profiled": figures is not None}
+def profile_html(figures):
+    """One column's profile as a line of HTML: null share, range, list lengths, histogram."""
     if figures is None:
-        return entry
-    histogram = figures.get("histogram")
-    entry.update(
-        nulls=null_text(figures),
-        range=range_text(figures),
-        lists=list_text(figures),
-        hist=histogram_path(histogram),
-        hist_title=(
-            f"{sum(histogram['counts']):,} values in {len(histogram['counts'])} bins, "
-            f"{number(histogram['edges'][0])} to {number(histogram['edges'][-1])}"
-            if histogram
-            else ""
-        ),
+        return ""
+    text = " · ".join(part for part in (null_text(figures), range_text(figures), list_text(figures)) if part)
+    path = histogram_path(figures.get("histogram"))
+    if not path:
+        return format_html('<span class="prof">{}</span>', text)
+    return format_html(
+        '<span class="prof">{}<svg class="hist" viewBox="0 0 {} {}" aria-hidden="true"><path d="{}"/></svg></span>',
+        text,
+        HIST_WIDTH,
+        HIST_HEIGHT,
+        path,
     )
-    return entry
 
 
 def _leaves(type_, path):
@@ -136,17 +131,27 @@ def _leaves(type_, path):
 
 
 def column_profiles(tier, profile):
-    """The tier's columns in order, each with its leaves (a flat column is its own one leaf) and
-    their profile figures from a manifest's ``profile`` (types only when there is none)."""
+    """The tier's columns in order, each with its profile line (``prof``) or, for a struct or a
+    list, the HTML of its leaves (``leaves``: path inside it, type, profile line), from a
+    manifest's ``profile`` (types only when there is none). Built as HTML here: a tier 3 page has
+    264 leaves, and this keeps their markup short."""
     profile = profile or {}
     columns = []
     for field in schema_for(tier):
-        leaves = [
-            leaf_entry(path.removeprefix(field.name).lstrip(".") or field.name, type_, profile.get(path))
-            for path, type_ in _leaves(field.type, field.name)
-        ]
-        nested = len(leaves) > 1 or leaves[0]["path"] != field.name
-        columns.append({"name": field.name, "type": describe_type(field.type), "nested": nested, "leaves": leaves})
+        leaves = list(_leaves(field.type, field.name))
+        column = {"name": field.name, "type": describe_type(field.type), "nested": leaves[0][0] != field.name}
+        if column["nested"]:
+            column["leaves"] = format_html_join(
+                "",
+                '<li><code>{}</code><span class="type">{}</span>{}</li>',
+                (
+                    (path.removeprefix(field.name).lstrip("."), describe_type(type_), profile_html(profile.get(path)))
+                    for path, type_ in leaves
+                ),
+            )
+        else:
+            column["prof"] = profile_html(profile.get(field.name))
+        columns.append(column)
     return columns
 
 
@@ -158,13 +163,14 @@ def _is_cut_list(value):
 
 
 def cell_html(value):
-    """One preview value as HTML: scalars as text, structs and lists folded in ``details``."""
+    """One preview value as HTML: scalars as text, structs and lists folded in ``details``, null
+    as a grey ``<i>null</i>``."""
     if value is None:
-        return mark_safe('<span class="null">null</span>')
+        return mark_safe("<i>null</i>")
     if _is_cut_list(value):
         count, items = value["count"], value["items"]
         if not count:
-            return mark_safe('<span class="null">[ ]</span>')
+            return mark_safe("<i>[ ]</i>")
         more = format_html('<p class="more">first {} of {}</p>', len(items), f"{count:,}") if count > len(items) else ""
         return format_html(
             "<details><summary>{} item{}</summary><ol>{}</ol>{}</details>",
@@ -181,7 +187,8 @@ def cell_html(value):
             "<details><summary>{} of {} fields</summary><dl>{}</dl></details>",
             filled,
             len(value),
-            format_html_join("", "<dt>{}</dt><dd>{}</dd>", ((key, cell_html(item)) for key, item in fields)),
+            # </dt> and </dd> are optional in HTML: a tier 3 row has ~250 fields
+            format_html_join("", "<dt>{}<dd>{}", ((key, cell_html(item)) for key, item in fields)),
         )
     if isinstance(value, bool):
         return "true" if value else "false"

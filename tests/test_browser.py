@@ -155,8 +155,8 @@ def test_profiles_preview_and_query_snippets_are_readable_on_desktop_and_phone(l
     prices = columns.locator("details", has=page.locator("summary", has_text="spot_prices"))
     prices.locator("summary").click()
     assert prices.locator(".leaves .hist").first.is_visible()
-    assert prices.locator(".leaves .lists").first.inner_text() == "30 a row"  # price samples a row
-    assert columns.locator(".prof .nulls").first.inner_text() == "no nulls"  # symbol
+    assert prices.locator(".leaves .prof").first.inner_text().endswith(" · 30 a row")  # price samples a row
+    assert columns.locator(".prof").first.inner_text().startswith("no nulls · ")  # symbol
 
     url = f"{live_server.url}/downloads/tier3/mtd/{days[-1]:%Y-%m}.parquet?t={token}"
     assert f'url = "{url}"' in page.locator("#query-pandas").inner_text()

@@ -137,7 +137,7 @@ def test_tier_schema_per_tier(client):
     assert "Researcher downloads" in body
     assert '<code>spot_prices</code></span><span class="type">list&lt;struct (5 fields)&gt;</span>' in body
     # a struct's leaves, by their path inside it, with their types
-    nested = '<code>bucket_meta.asset_unified_id</code></span><span class="type">string</span>'
+    nested = '<li><code>bucket_meta.asset_unified_id</code><span class="type">string</span>'
     assert nested in response.content.decode()
     assert "12 columns" in body
 
@@ -296,10 +296,10 @@ def test_columns_show_the_newest_days_profile_next_to_each_type(client, token):
     html = page(client, token=token).content.decode()
     columns = html[html.index('id="columns"') :]
     figures = newest.manifest["profile"]["spot_mid"]
-    low, high = explore.number(figures["min"]), explore.number(figures["max"])
-    assert f'<span class="range">{low} – {high} · mean {explore.number(figures["mean"])}</span>' in columns
-    assert f'<span class="nulls">{explore.share(figures["null_count"], 60)} null</span>' in columns
-    assert f"<title>{sum(figures['histogram']['counts']):,} values in 10 bins" in columns
+    low, high, mean = (explore.number(figures[key]) for key in ("min", "max", "mean"))
+    nulls = explore.share(figures["null_count"], 60)
+    line = f'<span class="prof">{nulls} null · {low} – {high} · mean {mean}<svg class="hist"'
+    assert f'<code>spot_mid</code></span><span class="type">double</span></div>{line}' in columns
     assert columns.count('<svg class="hist"') == 14  # the 14 number columns of tier 1
     assert "Figures of 9 Nov, from its manifest" in columns
 
@@ -309,8 +309,8 @@ def test_struct_columns_fold_their_leaves_each_with_its_profile(client):
     html = page(client, "tier3", issue_current("tier3")).content.decode()
     columns = html[html.index('id="columns"') :]
     assert '<code>spot_prices</code></span><span class="type">list&lt;struct (5 fields)&gt;</span></summary>' in columns
-    assert '<code>[].mid</code></span><span class="type">double</span>' in columns
-    assert re.search(r'<span class="lists">\d+–\d+ a row</span>', columns)  # the price samples per row
+    assert '<li><code>[].mid</code><span class="type">double</span><span class="prof">' in columns
+    assert re.search(r" · \d+–\d+ a row<svg", columns)  # the price samples a row
     assert columns.count("<details>") == 10  # every struct and list column of tier 3
 
 
@@ -325,7 +325,7 @@ def test_preview_shows_the_newest_days_first_rows_with_nested_values_folded(clie
     assert f"<td>{rows[0]['symbol']}</td>" in table
     meta = rows[0]["meta"]
     filled = sum(value is not None for value in meta.values())
-    assert f"<details><summary>{filled} of {len(meta)} fields</summary><dl><dt>added_ts</dt>" in table
+    assert f"<details><summary>{filled} of {len(meta)} fields</summary><dl><dt>added_ts<dd>" in table
     assert 'style="' not in table and "<script" not in table  # CSP-clean
 
 
@@ -407,4 +407,4 @@ def test_the_newest_days_profile_is_sent_again_only_when_the_newest_file_changes
 def test_preview_structs_show_their_fields_in_the_contracts_order_whatever_the_database_keeps():
     """PostgreSQL's jsonb stores an object's keys shortest first; struct fields are alphabetical."""
     html = explore.cell_html({"mid": 1.0, "ask": 2.0, "spread_bps": None})
-    assert html.index("<dt>ask</dt>") < html.index("<dt>mid</dt>") < html.index("<dt>spread_bps</dt>")
+    assert html.index("<dt>ask<dd>") < html.index("<dt>mid<dd>") < html.index("<dt>spread_bps<dd><i>null</i>")
