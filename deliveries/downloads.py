@@ -84,7 +84,7 @@ MTD_FIELDS = (
     "partial_days", "row_count", "size_bytes", "sha256", "built_at",
 )  # fmt: skip
 NEWEST_ONLY = ("profile", "preview")  # manifest keys the page shows for the newest day alone
-MTD_SHOWN = MTD_FIELDS + ("days",)
+MTD_SHOWN = MTD_FIELDS + ("listed_days",)
 
 # The newest day's profile and preview as last read, per tier: (sha256, {key: JSON text}). They are
 # tens of KB and computed from the file alone, so while the newest day is the same file (same
@@ -103,7 +103,7 @@ def _of_newest_day(name):
 
 def _daily_instance(values):
     daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
-    daily.manifest = {"missing_hours": values["missing_hours"] or []}  # all the page reads of it
+    daily.manifest = {"missing_hours": values["listed_missing_hours"] or []}  # all the page reads of it
     return daily
 
 
@@ -129,7 +129,7 @@ def newest_part(listing, name):
 
 def _mtd_instance(values):
     bundle = MonthBundle(**{name: values[name] for name in MTD_FIELDS})
-    bundle.manifest = {"days": values["days"] or []}  # the rows of each day, for the chart
+    bundle.manifest = {"days": values["listed_days"] or []}  # the rows of each day, for the chart
     return bundle
 
 
@@ -138,14 +138,14 @@ def listing(tier, *, newest_parts=False):
 
     Built with the ORM, compiled once, run with the tier as parameter; instances carry only the
     shown fields (a day's ``manifest`` is reduced to its ``missing_hours``; a bundle's to its
-    ``days``). With ``newest_parts`` (the page) the listing has the newest day's ``profile`` and
+    ``days``, both read from their generated columns, not from the manifest). With ``newest_parts`` (the page) the listing has the newest day's ``profile`` and
     ``preview`` too, as text (``newest_part`` decodes them), sent by the query only when the newest
     file changed.
     """
     limit = settings.DAILY_RETENTION_DAYS
     tier = str(tier)
     parts = NEWEST_ONLY if newest_parts else ()
-    names = DAILY_FIELDS + ("missing_hours", *parts)
+    names = DAILY_FIELDS + ("listed_missing_hours", *parts)
     daily = fetch(
         f"daily-{limit}" + ("-newest" if parts else ""),
         DailyFile,
@@ -154,25 +154,20 @@ def listing(tier, *, newest_parts=False):
             DailyFile.objects.for_tier(TIER_PARAM)
             .published()
             .newest_first()
-            .annotate(missing_hours=KT("manifest__missing_hours"), **{name: _of_newest_day(name) for name in parts})
+            .annotate(**{name: _of_newest_day(name) for name in parts})
             .values_list(*names)[:limit]
         ),
         {TIER_PARAM: tier, KNOWN_SHA: _newest_parts.get(tier, ("",))[0]},
-        json_names=("missing_hours",),
+        json_names=("listed_missing_hours",),
         text_names=parts,
     )
     bundles = fetch(
         "mtd",
         MonthBundle,
         MTD_SHOWN,
-        lambda: (
-            MonthBundle.objects.for_tier(TIER_PARAM)
-            .newest_first()
-            .annotate(days=KT("manifest__days"))
-            .values_list(*MTD_SHOWN)[:1]
-        ),
+        lambda: MonthBundle.objects.for_tier(TIER_PARAM).newest_first().values_list(*MTD_SHOWN)[:1],
         {TIER_PARAM: tier},
-        json_names=("days",),
+        json_names=("listed_days",),
     )
     mtd = _mtd_instance(bundles[0]) if bundles else None
     return Listing(
