@@ -380,7 +380,7 @@ def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at,
             }
             for daily in dailies
         ],
-        **profile.manifest_parts(parquet_path),
+        **profile.manifest_parts(parquet_path, day_profiles=[daily.manifest.get("profile") for daily in dailies]),
     }
 
 

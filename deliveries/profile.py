@@ -312,7 +312,7 @@ def _footer_range(metadata, index):
     return None if low is None else (low, high)
 
 
-def _file_leaves(parquet_file):
+def _file_leaves(parquet_file, ranges):
     metadata = parquet_file.metadata
     schema = parquet_file.schema
     leaves = list(schema_leaves(parquet_file.schema_arrow))
@@ -329,7 +329,7 @@ def _file_leaves(parquet_file):
                 in_list,
                 schema.column(index).path,
                 size,
-                _footer_range(metadata, index) if numeric else None,
+                (_footer_range(metadata, index) or ranges.get(path)) if numeric else None,
             )
         )
     return out
@@ -361,10 +361,16 @@ def _batches(parquet_file, group, batch_size):
         yield from _table_leaves(batch)
 
 
-def profile_file(source):
-    """{leaf path: profile} of a Parquet file (a path or an open file): see the module's docstring."""
-    parquet_file = pq.ParquetFile(source)
-    leaves = _file_leaves(parquet_file)
+def profile_file(source, *, ranges=None):
+    """{leaf path: profile} of a Parquet file (a path or an open file): see the module's docstring.
+
+    ``ranges``: {leaf path: (min, max)} expected of number columns the footer has no statistics
+    for (a bundle's price samples, from its days' profiles: ``ranges_of``). Like the footer's,
+    they only let a histogram count in the first read, and are checked against the values read.
+    """
+    # pre_buffer off: the reader fetches the column chunks of the row group being read, not of all
+    parquet_file = pq.ParquetFile(source, pre_buffer=False)
+    leaves = _file_leaves(parquet_file, ranges or {})
     rows = parquet_file.metadata.num_rows
     profiles = {}
     for group, batch_size in _read_groups(leaves, rows):
@@ -404,12 +410,15 @@ def preview_value(value):
 def preview_file(source, rows=PREVIEW_ROWS):
     """The file's first ``rows`` rows as JSON-ready objects, cut (``preview_value``) and bounded:
     rows are dropped from the end until the preview fits PREVIEW_MAX_BYTES."""
-    parquet_file = pq.ParquetFile(source)
-    batch = next(parquet_file.iter_batches(batch_size=rows), None)
+    parquet_file = pq.ParquetFile(source, pre_buffer=False)  # the first pages, not whole column chunks
+    batch = next(parquet_file.iter_batches(batch_size=rows, use_threads=False), None)
     records = [] if batch is None else [preview_value(row) for row in batch.slice(0, rows).to_pylist()]
-    preview = {"columns": parquet_file.schema_arrow.names, "rows": records}
-    while records and json_size(preview) > PREVIEW_MAX_BYTES:
-        records.pop()
+    preview = {"columns": parquet_file.schema_arrow.names, "rows": []}
+    # json.dumps writes a list's items joined by ", ": the size with n rows, without writing it n times
+    size = json_size(preview) + sum(json_size(row) for row in records) + 2 * max(len(records) - 1, 0)
+    while records and size > PREVIEW_MAX_BYTES:
+        size -= json_size(records.pop()) + (2 if records else 0)
+    preview["rows"] = records
     return preview
 
 
@@ -418,9 +427,27 @@ def json_size(value):
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
 
 
-def manifest_parts(path, *, preview=False):
-    """The manifest keys this module adds: ``profile``, and ``preview`` for a daily file."""
-    parts = {"profile": profile_file(path)}
+def ranges_of(profiles):
+    """{leaf path: (min, max)} of number columns over several files' profiles (the days of a
+    bundle), or {} when one of them has no profile. A file whose column is all null adds nothing."""
+    profiles = list(profiles)
+    if not profiles or any(not profile for profile in profiles):
+        return {}
+    ranges = {}
+    for path, figures in profiles[0].items():
+        if figures.get("kind") != "number":
+            continue
+        spans = [(p.get(path) or {}).get("min") for p in profiles], [(p.get(path) or {}).get("max") for p in profiles]
+        lows, highs = [v for v in spans[0] if v is not None], [v for v in spans[1] if v is not None]
+        if lows and highs:
+            ranges[path] = (min(lows), max(highs))
+    return ranges
+
+
+def manifest_parts(path, *, preview=False, day_profiles=None):
+    """The manifest keys this module adds: ``profile``, and ``preview`` for a daily file.
+    ``day_profiles``: for a bundle, the profiles of its days (``ranges_of``: one read, not two)."""
+    parts = {"profile": profile_file(path, ranges=ranges_of(day_profiles) if day_profiles else None)}
     if preview:
         parts["preview"] = preview_file(path)
     return parts

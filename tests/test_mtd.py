@@ -204,7 +204,7 @@ def bundle_row_groups(tier):
 def without_the_bundles_profile(monkeypatch):
     """The bundle's profile reads the bundle once it is written (tests/test_profile.py); what the
     tests using this prove is that no daily file is decoded to write it."""
-    monkeypatch.setattr(profile, "profile_file", lambda source: {})
+    monkeypatch.setattr(profile, "profile_file", lambda source, ranges=None: {})
 
 
 def test_days_of_the_tier_schema_are_copied_not_decoded(monkeypatch):

@@ -251,6 +251,52 @@ def test_a_number_column_whose_footer_range_is_wrong_is_binned_again():
     assert histogram["counts"] == [1, 0, 0, 0, 0, 1, 0, 0, 0, 1]
 
 
+def count_reads(monkeypatch):
+    """Record the columns of every batched read the profile makes."""
+    reads = []
+    original = pq.ParquetFile.iter_batches
+
+    def recording(self, *args, columns=None, **kwargs):
+        reads.append(tuple(columns))
+        return original(self, *args, columns=columns, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", recording)
+    return reads
+
+
+def test_a_bundle_is_read_once_when_its_days_profiles_give_the_ranges(monkeypatch):
+    """The price samples have no footer statistics; a bundle's days' profiles say their range,
+    so their histograms count in the first read. Checked: the figures are those of two reads."""
+    days = [wide_lists(40, 50, None)[0].slice(i * 10, 10) for i in range(4)]
+    bundle = parquet_bytes(pa.concat_tables(days), row_group_size=10, write_statistics=False)
+    day_profiles = [profile_of(day) for day in days]
+    monkeypatch.setattr(profile, "KEEP_BYTES", 0)  # a month of price samples is too big to keep
+    twice = profile.profile_file(io.BytesIO(bundle))
+    reads = count_reads(monkeypatch)
+    once = profile.profile_file(io.BytesIO(bundle), ranges=profile.ranges_of(day_profiles))
+    assert once == twice
+    assert len(reads) == len(set(reads))  # no column read twice
+    reads.clear()
+    profile.profile_file(io.BytesIO(bundle))
+    assert len(reads) > len(set(reads))  # without them, the numbers are read again
+
+
+def test_ranges_that_do_not_hold_are_found_out():
+    table = pa.table({"a": pa.array([[1.0, 2.0], [5.0]], pa.list_(pa.float64()))})
+    right = profile_of(table)
+    data = parquet_bytes(table, write_statistics=False)
+    wrong = profile.profile_file(io.BytesIO(data), ranges={"a[]": (0.0, 4.0)})
+    assert wrong == right
+
+
+def test_ranges_of_days_need_every_days_profile():
+    one = {"x": {"kind": "number", "min": 1, "max": 5}, "s": {"kind": "string"}}
+    two = {"x": {"kind": "number", "min": -2, "max": 3}, "s": {"kind": "string"}}
+    empty = {"x": {"kind": "number", "min": None, "max": None}, "s": {"kind": "string"}}
+    assert profile.ranges_of([one, two, empty]) == {"x": (-2, 5)}
+    assert profile.ranges_of([one, None]) == {}  # a day built before profiles
+
+
 # --- Preview -------------------------------------------------------------------------------------
 
 
@@ -290,6 +336,8 @@ def test_rows_are_dropped_from_the_end_until_the_preview_fits(monkeypatch):
     assert 0 < len(cut["rows"]) < 20
     assert cut["rows"] == full["rows"][: len(cut["rows"])]
     assert profile.json_size(cut) <= profile.PREVIEW_MAX_BYTES
+    one_more = {**cut, "rows": full["rows"][: len(cut["rows"]) + 1]}
+    assert profile.json_size(one_more) > profile.PREVIEW_MAX_BYTES  # as many rows as fit
 
 
 def test_preview_of_an_empty_file_has_no_rows():
