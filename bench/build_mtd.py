@@ -164,8 +164,20 @@ def publish(day, path, rows):
         "coverage_ratio": 1.0,
         "is_partial": False,
         "skipped_lines": {"total": 0, "by_hour": {}},
+        "profile": day_profile(path),
     }
     publishing.publish_daily("tier3", day, path, manifest, input_fingerprint=f"bench-{day}")
+
+
+def day_profile(path):
+    """The day's profile, as the daily builder puts it in the manifest (kept beside the file: it
+    takes as long to compute as the file to read)."""
+    from deliveries import profile
+
+    cached = path.with_suffix(".profile.json")
+    if not cached.exists():
+        cached.write_text(json.dumps(profile.profile_file(path)))
+    return json.loads(cached.read_text())
 
 
 # --- Measuring -----------------------------------------------------------------------------------
@@ -186,10 +198,10 @@ def measure(days, carried=0):
     profiling = {"seconds": 0.0}
     profile_file = profile.profile_file
 
-    def timed_profile(source):
+    def timed_profile(source, **kwargs):
         started = time.perf_counter()
         try:
-            return profile_file(source)
+            return profile_file(source, **kwargs)
         finally:
             profiling["seconds"] += time.perf_counter() - started
 

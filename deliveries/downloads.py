@@ -138,9 +138,9 @@ def listing(tier, *, newest_parts=False):
 
     Built with the ORM, compiled once, run with the tier as parameter; instances carry only the
     shown fields (a day's ``manifest`` is reduced to its ``missing_hours``; a bundle's to its
-    ``days``, both read from their generated columns, not from the manifest). With ``newest_parts`` (the page) the listing has the newest day's ``profile`` and
-    ``preview`` too, as text (``newest_part`` decodes them), sent by the query only when the newest
-    file changed.
+    ``days``, both read from their generated columns, not from the manifest). With
+    ``newest_parts`` (the page) the listing has the newest day's ``profile`` and ``preview`` too,
+    as text (``newest_part`` decodes them), sent by the query only when the newest file changed.
     """
     limit = settings.DAILY_RETENTION_DAYS
     tier = str(tier)

@@ -355,10 +355,12 @@ def _read_groups(leaves, rows):
 
 
 def _batches(parquet_file, group, batch_size):
-    """(path, values, list lengths) of a group's leaves, a record batch at a time."""
+    """(path, values, list lengths) of a group's leaves, a record batch at a time. Arrow's memory
+    pool gives back what the group held when it is done (a bundle is read a group at a time)."""
     columns = [leaf.parquet_path for leaf in group]
     for batch in parquet_file.iter_batches(batch_size=batch_size, columns=columns, use_threads=False):
         yield from _table_leaves(batch)
+    pa.default_memory_pool().release_unused()
 
 
 def profile_file(source, *, ranges=None):
