@@ -26,6 +26,7 @@ from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from deliveries import explore, mtd, publish, storage
@@ -142,13 +143,18 @@ class ByteCounter:
 
 @pytest.fixture
 def site(live_server, settings):
-    """The live server, its responses counted."""
+    """The live server, its responses counted. Readers keep their HTTP connections open (so the
+    server's request threads live on): those threads close their database connections after each
+    request, or PostgreSQL's test database could not be dropped at the end."""
     settings.SITE_URL = live_server.url
     httpd = live_server.thread.httpd
     original = httpd.get_app()
     counter = ByteCounter(original)
     httpd.set_app(counter)
+    database = connection.settings_dict  # shared by every thread's connection
+    max_age, database["CONN_MAX_AGE"] = database.get("CONN_MAX_AGE"), 0
     yield live_server.url, counter
+    database["CONN_MAX_AGE"] = max_age
     httpd.set_app(original)
 
 
