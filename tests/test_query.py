@@ -152,7 +152,9 @@ def site(live_server, settings):
     counter = ByteCounter(original)
     httpd.set_app(counter)
     database = connection.settings_dict  # shared by every thread's connection
-    max_age, database["CONN_MAX_AGE"] = database.get("CONN_MAX_AGE"), 0
+    max_age = database.get("CONN_MAX_AGE")
+    if connection.vendor == "postgresql":  # SQLite's test database is the test's own connection
+        database["CONN_MAX_AGE"] = 0
     yield live_server.url, counter
     database["CONN_MAX_AGE"] = max_age
     httpd.set_app(original)
