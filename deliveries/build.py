@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import archive, encoding, index, publish, splice, storage
+from . import archive, encoding, index, profile, publish, splice, storage
 from .models import DailyFile
 from .shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
@@ -216,6 +216,7 @@ class WrittenDay:
             "min_snapshot_ts": self.min_ts,
             "max_snapshot_ts": self.max_ts,
             "symbols": self.symbols,
+            **profile.manifest_parts(self.paths[tier], preview=True),
         }
 
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.utils import timezone
 
-from . import encoding, publish, splice, storage, versions
+from . import encoding, profile, publish, splice, storage, versions
 from .models import DailyFile, MonthBundle, month_end
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
@@ -348,6 +348,7 @@ def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at,
             }
             for daily in dailies
         ],
+        **profile.manifest_parts(parquet_path, day_profiles=[daily.manifest.get("profile") for daily in dailies]),
     }
 
 

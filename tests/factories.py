@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deliveries import publish, splice, thrift
+from deliveries import profile, publish, splice, thrift
 from deliveries.tiers import schema_for
 
 
@@ -64,6 +64,7 @@ def daily_manifest(tier, day, parquet_path, rows, hours_found=24, missing_hours=
         "min_snapshot_ts": None,
         "max_snapshot_ts": None,
         "symbols": min(rows, 7),
+        **profile.manifest_parts(parquet_path, preview=True),
     }
 
 
