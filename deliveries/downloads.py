@@ -7,6 +7,7 @@ a 404 or a 503.
 """
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import F
+from django.db.models import Case, F, OuterRef, Q, Subquery, TextField, When
 from django.db.models.fields.json import KT
 from django.http import FileResponse, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
 from django.http.response import StreamingHttpResponse
@@ -60,6 +61,7 @@ class Listing:
     tier: str
     mtd: MonthBundle | None
     daily: list = field(default_factory=list)
+    newest: dict = field(default_factory=dict)  # the newest day's profile and preview, as JSON text
 
     @property
     def last_build_at(self):
@@ -74,55 +76,109 @@ class Listing:
         return self.mtd is None and not self.daily
 
 
-# Only what the page, API and feed show: the manifest of a day and ``input_fingerprint`` stay behind.
+# Only what the page, API and feed show: manifests (their profiles are tens of KB) and
+# ``input_fingerprint`` stay behind, but for the few keys named here.
 DAILY_FIELDS = (
     "id", "tier", "date", "key", "manifest_key", "size_bytes", "sha256", "row_count", "hours_found", "is_partial",
     "built_at", "published_at", "deleted_at",
 )  # fmt: skip
 MTD_FIELDS = (
     "id", "tier", "month", "key", "manifest_key", "coverage_start", "coverage_end", "days_included", "days_missing",
-    "partial_days", "row_count", "size_bytes", "sha256", "manifest", "built_at",
+    "partial_days", "row_count", "size_bytes", "sha256", "built_at",
 )  # fmt: skip
-DAILY_SHOWN = DAILY_FIELDS + ("missing_hours",)
+NEWEST_ONLY = ("profile", "preview")  # manifest keys the page shows for the newest day alone
+MTD_SHOWN = MTD_FIELDS + ("listed_days",)
+
+# The newest day's profile and preview as last read, per tier: (sha256, {key: JSON text}). They are
+# tens of KB and computed from the file alone, so while the newest day is the same file (same
+# SHA-256) the page's query does not send them again; they are decoded only when a page is rendered.
+KNOWN_SHA = placeholder("known_sha")
+_newest_parts = {}
+
+
+def _of_newest_day(name):
+    """A manifest key of the tier's newest published day, unless that day's SHA-256 is the known
+    one; null on the other rows. Part of the daily files' query: no query of its own."""
+    newest = DailyFile.objects.published().filter(tier=OuterRef("tier")).order_by("-date").values("pk")[:1]
+    sent = Q(pk=Subquery(newest)) & ~Q(sha256=KNOWN_SHA)
+    return Case(When(sent, then=KT(f"manifest__{name}")), default=None, output_field=TextField())
 
 
 def _daily_instance(values):
     daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
-    daily.manifest = {"missing_hours": values["missing_hours"] or []}  # all the page reads of it
+    daily.manifest = {"missing_hours": values["listed_missing_hours"] or []}  # all the page reads of it
     return daily
 
 
-def listing(tier):
+def _newest_texts(tier, rows, parts):
+    """{key: JSON text} of the newest day's ``parts``: as the query sent them, or as kept."""
+    if not parts or not rows:
+        return {}
+    known = _newest_parts.get(tier)
+    sha256 = rows[0]["sha256"]
+    if known is not None and known[0] == sha256:
+        return known[1]
+    texts = {name: rows[0][name] for name in parts if rows[0][name] is not None}
+    if texts:  # a day built before profiles has none: asked again, until a rebuild adds them
+        _newest_parts[tier] = (sha256, texts)
+    return texts
+
+
+def newest_part(listing, name):
+    """A manifest key of the newest shown day (``profile``, ``preview``), decoded, or None."""
+    text = listing.newest.get(name)
+    return json.loads(text) if isinstance(text, str | bytes) else text
+
+
+def _mtd_instance(values):
+    bundle = MonthBundle(**{name: values[name] for name in MTD_FIELDS})
+    bundle.manifest = {"days": values["listed_days"] or []}  # the rows of each day, for the chart
+    return bundle
+
+
+def listing(tier, *, newest_parts=False):
     """Two queries: the retained daily files (newest first) and the newest month bundle.
 
     Built with the ORM, compiled once, run with the tier as parameter; instances carry only the
-    shown fields (a day's ``manifest`` is reduced to its ``missing_hours``).
+    shown fields (a day's ``manifest`` is reduced to its ``missing_hours``; a bundle's to its
+    ``days``, both read from their generated columns, not from the manifest). With
+    ``newest_parts`` (the page) the listing has the newest day's ``profile`` and ``preview`` too,
+    as text (``newest_part`` decodes them), sent by the query only when the newest file changed.
     """
     limit = settings.DAILY_RETENTION_DAYS
     tier = str(tier)
+    parts = NEWEST_ONLY if newest_parts else ()
+    names = DAILY_FIELDS + ("listed_missing_hours", *parts)
     daily = fetch(
-        f"daily-{limit}",
+        f"daily-{limit}" + ("-newest" if parts else ""),
         DailyFile,
-        DAILY_SHOWN,
+        names,
         lambda: (
             DailyFile.objects.for_tier(TIER_PARAM)
             .published()
             .newest_first()
-            .annotate(missing_hours=KT("manifest__missing_hours"))
-            .values_list(*DAILY_SHOWN)[:limit]
+            .annotate(**{name: _of_newest_day(name) for name in parts})
+            .values_list(*names)[:limit]
         ),
-        {TIER_PARAM: tier},
-        json_names=("missing_hours",),
+        {TIER_PARAM: tier, KNOWN_SHA: _newest_parts.get(tier, ("",))[0]},
+        json_names=("listed_missing_hours",),
+        text_names=parts,
     )
     bundles = fetch(
         "mtd",
         MonthBundle,
-        MTD_FIELDS,
-        lambda: MonthBundle.objects.for_tier(TIER_PARAM).newest_first().values_list(*MTD_FIELDS)[:1],
+        MTD_SHOWN,
+        lambda: MonthBundle.objects.for_tier(TIER_PARAM).newest_first().values_list(*MTD_SHOWN)[:1],
         {TIER_PARAM: tier},
+        json_names=("listed_days",),
     )
-    mtd = MonthBundle(**bundles[0]) if bundles else None
-    return Listing(tier=tier, mtd=mtd, daily=[_daily_instance(values) for values in daily])
+    mtd = _mtd_instance(bundles[0]) if bundles else None
+    return Listing(
+        tier=tier,
+        mtd=mtd,
+        daily=[_daily_instance(values) for values in daily],
+        newest=_newest_texts(tier, daily, parts),
+    )
 
 
 def mtd_day_rows(bundle):
@@ -220,9 +276,10 @@ def respond(request, target, *, attachment=True):
     """The download response for a Target on whichever storage is configured.
 
     Local: streamed by Django with Range, ETag and Content-Length. S3/R2: a 302 to a short-lived
-    presigned URL (the middleware marks it no-store), after checking the object is there so a
-    missing object is our clear 404 rather than the bucket's XML. A manifest viewed inline on S3 is
-    small and proxied, since presigned URLs here always download as attachments.
+    presigned URL (the middleware marks it no-store), signed for the request's own method (a HEAD
+    is sent to a URL that answers HEAD), after checking the object is there so a missing object is
+    our clear 404 rather than the bucket's XML. A manifest viewed inline on S3 is small and
+    proxied, since presigned URLs here always download as attachments.
     """
     if storage.is_local():
         return stream_local(
@@ -236,7 +293,11 @@ def respond(request, target, *, attachment=True):
         raise NotAvailable(f"{target.key} is missing from storage")
     if attachment:
         url = storage.presigned_url(
-            target.key, target.filename, settings.DOWNLOAD_REDIRECT_EXPIRY, target.content_type.split(";")[0]
+            target.key,
+            target.filename,
+            settings.DOWNLOAD_REDIRECT_EXPIRY,
+            target.content_type.split(";")[0],
+            method="HEAD" if request.method == "HEAD" else "GET",
         )
         return HttpResponseRedirect(url)
     data = storage.read_bytes(target.key)
@@ -381,11 +442,16 @@ def stream_local(request, path, *, filename, content_type, attachment=True):
 
 
 def is_new_download(request, response):
-    """A GET that hands out a file from its first byte; resumes, HEADs and 304s do not count again."""
+    """A GET that hands out a file from its first byte; resumes, HEADs and 304s do not count again,
+    nor do the range reads of a reader querying the file in place (footer, then column chunks),
+    whether served here (206) or redirected to storage (302 of a request with a Range header)."""
     if request.method != "GET":
         return False
-    if response.status_code in (200, 302):
+    if response.status_code == 200:
         return True
+    if response.status_code == 302:
+        wanted = request.headers.get("Range", "").replace(" ", "")
+        return not wanted or wanted.startswith("bytes=0-")
     return response.status_code == 206 and response.get("Content-Range", "").startswith("bytes 0-")
 
 

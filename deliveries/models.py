@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from .outcomes import RUN_CHOICES, Outcome
@@ -59,6 +60,12 @@ class DailyFile(models.Model):
     # What the day was built from (hour file names and sizes): an unchanged input is not rebuilt.
     input_fingerprint = models.CharField(max_length=64)
     manifest = models.JSONField()
+    # What every page, API and feed request reads of the manifest, kept apart by the database as
+    # JSON text: reading it then does not parse the whole manifest (its profile and preview are
+    # tens of KB).
+    listed_missing_hours = models.GeneratedField(
+        expression=KT("manifest__missing_hours"), output_field=models.TextField(null=True), db_persist=True
+    )
     built_at = models.DateTimeField()
     published_at = models.DateTimeField()
     # Delisted (by retention): no longer on the page, API or index. Its objects are collected later.
@@ -115,6 +122,10 @@ class MonthBundle(models.Model):
     size_bytes = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     manifest = models.JSONField()
+    # The included days' rows, for the page's chart: apart, as for DailyFile.listed_missing_hours.
+    listed_days = models.GeneratedField(
+        expression=KT("manifest__days"), output_field=models.TextField(null=True), db_persist=True
+    )
     built_at = models.DateTimeField()
 
     objects = MonthBundleQuerySet.as_manager()

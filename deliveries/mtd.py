@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from . import publish, storage, versions
+from . import profile, publish, storage, versions
 from .bundle_file import BundleDay, MtdError, write_bundle
 from .models import DailyFile, MonthBundle, month_end
 from .outcomes import Outcome
@@ -192,6 +192,7 @@ def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at,
             }
             for daily in dailies
         ],
+        **profile.manifest_parts(parquet_path, day_profiles=[daily.manifest.get("profile") for daily in dailies]),
     }
 
 

@@ -393,14 +393,18 @@ def open_local(key):
     return Path(storage().path(key))
 
 
-def presigned_url(key, filename, expires_in, content_type):
-    """A URL on S3/R2 that downloads the object as ``filename`` for ``expires_in`` seconds."""
+def presigned_url(key, filename, expires_in, content_type, *, method="GET"):
+    """A URL on S3/R2 that downloads the object as ``filename`` for ``expires_in`` seconds.
+
+    A presigned URL is signed for one HTTP method: ``method="HEAD"`` gives one that answers HEAD
+    (what readers send to learn a file's size before reading ranges of it), which a GET URL refuses.
+    """
 
     def sign():
         s3 = storage()
         client = s3.connection.meta.client
         return client.generate_presigned_url(
-            "get_object",
+            "head_object" if method == "HEAD" else "get_object",
             Params={
                 "Bucket": s3.bucket_name,
                 "Key": s3._normalize_name(key),

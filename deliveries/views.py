@@ -11,10 +11,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from urllib.parse import quote
 
-import pyarrow as pa
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -25,10 +23,10 @@ from django.views.decorators.http import require_safe
 
 import tokens
 
-from . import downloads, storage
+from . import downloads, explore, storage
 from .downloads import DAILY, MTD
 from .storage import StorageError
-from .tiers import TIER_DESCRIPTIONS, Tier, describe_type, schema_for, schema_lines
+from .tiers import TIER_DESCRIPTIONS, Tier, schema_for
 
 logger = logging.getLogger(__name__)
 
@@ -234,17 +232,6 @@ def chart_data(bars, *, unit=10, plot=100):
     }
 
 
-@lru_cache(maxsize=8)
-def tier_columns(tier):
-    """The tier's columns and types from its definition; nested fields listed under each struct."""
-    columns = []
-    for field in schema_for(tier):
-        inner = field.type.value_type if pa.types.is_list(field.type) else field.type
-        children = "\n".join(schema_lines(list(inner))) if pa.types.is_struct(inner) else ""
-        columns.append({"name": field.name, "type": describe_type(field.type), "children": children})
-    return tuple(columns)
-
-
 def hour_ranges(hours):
     """["03", "04", "05", "17"] -> "03:00-05:59, 17:00-17:59" (UTC), for a partial-day badge."""
     values = sorted(int(h) for h in hours)
@@ -331,11 +318,27 @@ def page_key(tier, validation, listing, now):
         tuple(sorted(rotation_schedule().items())),
         settings.DAILY_RETENTION_DAYS,
         settings.STATIC_URL,
+        settings.SITE_URL,
     )
+
+
+def query_target(tier, token, listing):
+    """The file the page's query snippets read in place: the month bundle (the big one), else the
+    newest day; its absolute token-checked URL, which answers HEAD and Range."""
+    if listing.mtd is not None:
+        kind, label = MTD, listing.mtd.month_label
+    elif listing.daily:
+        kind, label = DAILY, listing.daily[0].date.isoformat()
+    else:
+        return None
+    url = file_links(tier, token, kind, label, absolute=True)["url"]
+    return {"kind": kind, "label": label, "url": url, "snippets": explore.query_snippets(url)}
 
 
 def page_context(tier, token, validation, listing, now):
     today = now.date()
+    newest = listing.daily[0] if listing.daily else None
+    profile = downloads.newest_part(listing, "profile")
     return {
         "tier": tier,
         "plan": tier.plan,
@@ -355,8 +358,12 @@ def page_context(tier, token, validation, listing, now):
         "next_update": next_build(now),
         "build_time": settings.BUILD_TIME_UTC,
         "chart": chart_data(chart_days(listing, today)),
-        "columns": tier_columns(tier),
-        "column_count": len(tier_columns(tier)),
+        "columns": explore.column_profiles(tier, profile),
+        "column_count": len(schema_for(tier)),
+        "profiled": newest if profile else None,
+        "preview": explore.preview_table(downloads.newest_part(listing, "preview")),
+        "preview_of": newest,
+        "query": query_target(tier, token, listing),
         "snippet": snippet_for(listing),
         "api_url": reverse("deliveries:api_tier", args=[tier.value]) + token_query(token),
         "feed_url": reverse("deliveries:feed", args=[tier.value]) + token_query(token),
@@ -389,7 +396,7 @@ def tier_page(request, tier):
     validation = validate(tier, token)
     if not validation:
         return forbidden(request, tier)
-    html = render_page(request, tier, validation, downloads.listing(tier), timezone.now())
+    html = render_page(request, tier, validation, downloads.listing(tier, newest_parts=True), timezone.now())
     return HttpResponse(html.replace(TOKEN_MARK, quote(token, safe="")).replace(NONCE_MARK, str(request.csp_nonce)))
 
 
@@ -481,6 +488,7 @@ def api_entry(tier, token, kind, label, obj, extra):
         "built_at": utc_iso(obj.built_at),
         "filename": obj.download_filename,
         "url": links["url"],
+        "query_url": links["url"],  # the same token-checked link: it answers HEAD and Range
         "manifest_url": links["manifest_url"],
         "signed_url": signed,
         "signed_url_expires_at": utc_iso(expires_at),

@@ -44,20 +44,28 @@ def _date(value):
 _CONVERT = {"DateTimeField": _aware, "DateField": _date, "JSONField": _json, "BooleanField": bool}
 
 
+def _kind(model, name, json_names, text_names):
+    if name in json_names:
+        return "JSONField"
+    if name in text_names:
+        return "TextField"
+    return model._meta.get_field(name).get_internal_type()
+
+
 @lru_cache(maxsize=32)
-def _converters(model, names, json_names):
+def _converters(model, names, json_names, text_names=()):
     """Per column, what the ORM's converters would do for the field types used here (or None)."""
-    kinds = ["JSONField" if name in json_names else model._meta.get_field(name).get_internal_type() for name in names]
-    return tuple(_CONVERT.get(kind) for kind in kinds)
+    return tuple(_CONVERT.get(_kind(model, name, json_names, text_names)) for name in names)
 
 
-def fetch(name, model, names, build, params, json_names=()):
+def fetch(name, model, names, build, params, json_names=(), text_names=()):
     """Rows of ``build()`` (a ``values_list(*names)`` queryset) as dicts, from SQL compiled once.
 
-    ``params`` maps placeholder values to real ones; ``json_names`` are annotations holding JSON.
+    ``params`` maps placeholder values to real ones; ``json_names`` are annotations holding JSON,
+    ``text_names`` annotations left as text (JSON decoded by the caller only when it needs it).
     """
     sql, template_params = compiled_sql(name, build)
-    converters = _converters(model, tuple(names), tuple(json_names))
+    converters = _converters(model, tuple(names), tuple(json_names), tuple(text_names))
     with connection.cursor() as cursor:
         cursor.execute(sql, [params.get(p, p) for p in template_params])
         rows = cursor.fetchall()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deliveries import index, publish
+from deliveries import index, profile, publish
 from deliveries.parquet import thrift
 from deliveries.parquet.footer import FILE_CREATED_BY, MAGIC
 from deliveries.tiers import schema_for
@@ -66,6 +66,7 @@ def daily_manifest(tier, day, parquet_path, rows, hours_found=24, missing_hours=
         "min_snapshot_ts": None,
         "max_snapshot_ts": None,
         "symbols": min(rows, 7),
+        **profile.manifest_parts(parquet_path, preview=True),
     }
 
 

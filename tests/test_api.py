@@ -31,6 +31,7 @@ ENTRY_KEYS = {
     "built_at",
     "filename",
     "url",
+    "query_url",
     "manifest_url",
     "signed_url",
     "signed_url_expires_at",
@@ -108,6 +109,7 @@ def test_schema(client, scenario, token):
     version = bundle.sha256[:16]
     assert mtd["url"] == f"{SITE}/downloads/tier1/mtd/2026-11.parquet?t={token}&v={version}"
     assert mtd["manifest_url"] == f"{SITE}/downloads/tier1/mtd/2026-11.manifest.json?t={token}&v={version}"
+    assert mtd["query_url"] == mtd["url"]  # the token-checked link answers HEAD and Range
     assert mtd["filename"] == "instrumetriq_tier1_mtd_2026-11.parquet"
 
     daily = data["daily"]
@@ -119,6 +121,7 @@ def test_schema(client, scenario, token):
         query = f"?t={token}&v={file.sha256[:16]}"  # the version listed: still served after a rebuild
         assert entry["url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.parquet{query}"
         assert entry["manifest_url"] == f"{SITE}/downloads/tier1/daily/{entry['date']}.manifest.json{query}"
+        assert entry["query_url"] == entry["url"]
         expires = parse_time(entry["signed_url_expires_at"])
         assert expires == NOW + timedelta(minutes=5, seconds=590400)
     partial = next(entry for entry in daily if entry["partial"])

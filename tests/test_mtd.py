@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import mtd, publish, retention, storage
+from deliveries import mtd, profile, publish, retention, storage
 from deliveries.models import DailyFile, MonthBundle
 from deliveries.parquet import encoding, splice
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
@@ -202,6 +202,12 @@ def bundle_row_groups(tier):
     return [bundle.metadata.row_group(i).num_rows for i in range(bundle.num_row_groups)]
 
 
+def without_the_bundles_profile(monkeypatch):
+    """The bundle's profile reads the bundle once it is written (tests/test_profile.py); what the
+    tests using this prove is that no daily file is decoded to write it."""
+    monkeypatch.setattr(profile, "profile_file", lambda source, ranges=None: {})
+
+
 def count_decoded_rows(monkeypatch):
     """Every row pyarrow decodes from any Parquet file, by each way ``ParquetFile`` reads, counted
     in the list returned (``pq.read_table`` is refused)."""
@@ -233,6 +239,7 @@ def test_days_of_the_tier_schema_are_copied_not_decoded(monkeypatch):
     only rows decoded are the bundle's, read back before publishing: each row group's first row
     (its chunks are copied whole, so that proves their offsets)."""
     publish_days("tier3", [date(2026, 11, 2), date(2026, 11, 3)])
+    without_the_bundles_profile(monkeypatch)
     decoded = count_decoded_rows(monkeypatch)
     result = mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
     assert result.outcome == "built", result.message
@@ -251,6 +258,7 @@ def test_a_daily_file_of_another_pyarrow_version_is_encoded_again_not_copied(mon
         manifest = daily_manifest("tier3", old, path, rows_for(old))
         publish_daily("tier3", old, path, manifest, input_fingerprint="pyarrow 19")
     publish_days("tier3", [new])
+    without_the_bundles_profile(monkeypatch)
     decoded = count_decoded_rows(monkeypatch)
     result = mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
     assert result.outcome == "built", result.message
@@ -517,6 +525,7 @@ def test_days_carried_from_the_bundle_are_copied_not_decoded(monkeypatch):
     mtd.build_month("tier3", NOV, today=date(2026, 11, 4))
     retention.apply_retention(keep_days=1)
     publish_days("tier3", days[3:])
+    without_the_bundles_profile(monkeypatch)
     decoded = count_decoded_rows(monkeypatch)
     result = mtd.build_month("tier3", NOV, today=date(2026, 11, 5))
     assert result.outcome == "built", result.message

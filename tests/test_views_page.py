@@ -1,15 +1,22 @@
 """The tier page: every status a subscriber can meet, what a valid page shows, and its cost."""
 
 import re
+import tempfile
+from html import unescape
+from pathlib import Path
+from unittest import mock
 
+import pyarrow.parquet as pq
 import pytest
 import time_machine
 from django.urls import reverse
 
-from deliveries import mtd, storage
+from deliveries import downloads, explore, mtd, storage, views
+from deliveries.models import DailyFile
+from deliveries.tiers import schema_for
 from tokens import rotation
 
-from .factories import publish_day
+from .factories import daily_manifest, dense_table, publish_daily, publish_day, write_parquet
 from .test_views_support import NOW, TODAY, issue_current, live_tokens, publish_scenario
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +148,8 @@ def test_tier_schema_per_tier(client):
     body = text_of(response)
     assert "Researcher downloads" in body
     assert '<code>spot_prices</code></span><span class="type">list&lt;struct (5 fields)&gt;</span>' in body
-    nested = "bucket_meta: struct (14 fields)\n  asset_unified_id: string"  # struct children, indented
+    # a struct's leaves, by their path inside it, with their types
+    nested = '<li><code>bucket_meta.asset_unified_id</code><span class="type">string</span>'
     assert nested in response.content.decode()
     assert "12 columns" in body
 
@@ -292,3 +300,135 @@ def test_an_ended_month_with_missing_days_says_month_ended_not_complete(client, 
     assert "month ended</span>" in body and "complete month" not in body
     assert '<span class="badge partial">month ended</span>' in body  # not the green badge: 28 days are missing
     assert "28 missing" in body
+
+
+# --- Know the data before downloading: profiles, preview, query snippets -------------------------
+
+
+def publish_dense_day(tier, day, rows, seed):
+    """A day with every column filled, through the real publish path (profile and preview in its
+    manifest, as the builder writes them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_parquet(dense_table(tier, rows, seed=seed), Path(tmp) / "data.parquet")
+        manifest = daily_manifest(tier, day, path, rows)
+        return publish_daily(tier, day, path, manifest, input_fingerprint=f"dense-{seed}")
+
+
+def test_columns_show_the_newest_days_profile_next_to_each_type(client, token):
+    publish_dense_day("tier1", TODAY.replace(day=8), rows=30, seed=1)
+    newest = publish_dense_day("tier1", TODAY.replace(day=9), rows=60, seed=2)
+    html = page(client, token=token).content.decode()
+    columns = html[html.index('id="columns"') :]
+    figures = newest.manifest["profile"]["spot_mid"]
+    low, high, mean = (explore.number(figures[key]) for key in ("min", "max", "mean"))
+    nulls = explore.share(figures["null_count"], 60)
+    line = f'<span class="prof">{nulls} null · {low} – {high} · mean {mean}<svg class="hist"'
+    assert f'<code>spot_mid</code></span><span class="type">double</span></div>{line}' in columns
+    assert columns.count('<svg class="hist"') == 14  # the 14 number columns of tier 1
+    assert "Figures of 9 Nov, from its manifest" in columns
+
+
+def test_struct_columns_fold_their_leaves_each_with_its_profile(client):
+    publish_dense_day("tier3", TODAY.replace(day=9), rows=12, seed=3)
+    html = page(client, "tier3", issue_current("tier3")).content.decode()
+    columns = html[html.index('id="columns"') :]
+    assert '<code>spot_prices</code></span><span class="type">list&lt;struct (5 fields)&gt;</span></summary>' in columns
+    assert '<li><code>[].mid</code><span class="type">double</span><span class="prof">' in columns
+    assert re.search(r" · \d+–\d+ a row<svg", columns)  # the price samples a row
+    assert columns.count("<details>") == 10  # every struct and list column of tier 3
+
+
+def test_preview_shows_the_newest_days_first_rows_with_nested_values_folded(client):
+    newest = publish_dense_day("tier3", TODAY.replace(day=9), rows=25, seed=4)
+    html = page(client, "tier3", issue_current("tier3")).content.decode()
+    table = html[html.index('data-testid="preview"') : html.index("</table>", html.index('data-testid="preview"'))]
+    rows = newest.manifest["preview"]["rows"]
+    assert table.count("<tr>") == len(rows) + 1
+    assert 0 < len(rows) <= 20
+    assert "".join(f'<th scope="col">{name}</th>' for name in schema_for("tier3").names) in table
+    assert f"<td>{rows[0]['symbol']}</td>" in table
+    meta = rows[0]["meta"]
+    filled = sum(value is not None for value in meta.values())
+    assert f"<details><summary>{filled} of {len(meta)} fields</summary><dl><dt>added_ts<dd>" in table
+    assert 'style="' not in table and "<script" not in table  # CSP-clean
+
+
+def test_preview_escapes_what_it_shows():
+    html = explore.cell_html({"a": "<b>x</b>", "b": {"count": 7, "items": ["<i>"]}})
+    assert "<b>x" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "&lt;i&gt;" in html and "first 1 of 7" in html
+
+
+def test_query_snippets_carry_the_real_token_checked_url(client, scenario, token, settings):
+    settings.SITE_URL = "https://data.example.test"
+    html = page(client, token=token).content.decode()
+    url = f"https://data.example.test/downloads/tier1/mtd/2026-11.parquet?t={token}"
+    for name in ("pandas", "polars", "duckdb"):
+        snippet = html[html.index(f'<code id="query-{name}">') :]
+        snippet = unescape(snippet[: snippet.index("</code>")].removeprefix(f'<code id="query-{name}">'))
+        assert snippet == explore.query_snippets(url)[name]
+    assert "keep the code private" in html and "sends no <code>Referer</code>" in html
+
+
+def test_the_page_reads_no_parquet(client, token, monkeypatch):
+    publish_dense_day("tier1", TODAY.replace(day=9), rows=20, seed=5)
+    for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
+        monkeypatch.setattr(pq.ParquetFile, name, mock.Mock(side_effect=AssertionError(f"decoded: {name}")))
+    monkeypatch.setattr(pq, "read_table", mock.Mock(side_effect=AssertionError("decoded: read_table")))
+    html = page(client, token=token).content.decode()
+    assert 'data-testid="preview"' in html and '<svg class="hist"' in html
+
+
+def test_days_without_a_profile_still_show_their_columns(client, token):
+    day = publish_day("tier1", TODAY.replace(day=9))
+    DailyFile.objects.filter(pk=day.pk).update(manifest={"missing_hours": []})  # built before profiles
+    views._rendered.clear()  # same row, same build time: the page of an earlier test would be reused
+    downloads._newest_parts.clear()  # and so would the profile of the same file
+    html = page(client, token=token).content.decode()
+    assert '<code>spot_mid</code></span><span class="type">double</span>' in html
+    assert '<svg class="hist"' not in html and 'data-testid="preview"' not in html
+
+
+def test_only_the_newest_days_profile_and_preview_leave_the_database(token):
+    for day in (7, 8, 9):
+        publish_day("tier1", TODAY.replace(day=day))
+    assert downloads.listing("tier1").newest == {}  # the API's, the feed's
+    listing = downloads.listing("tier1", newest_parts=True)
+    assert set(listing.newest) == {"profile", "preview"}
+    newest = DailyFile.objects.get(date=TODAY.replace(day=9))
+    assert downloads.newest_part(listing, "profile") == newest.manifest["profile"]
+    assert downloads.newest_part(listing, "preview") == newest.manifest["preview"]
+
+
+def test_the_newest_days_profile_is_sent_again_only_when_the_newest_file_changes():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    publish_day("tier1", TODAY.replace(day=8))
+    first = publish_day("tier1", TODAY.replace(day=9), rows=12)
+    downloads._newest_parts.clear()
+
+    def listed():
+        with CaptureQueriesContext(connection) as queries:
+            listing = downloads.listing("tier1", newest_parts=True)
+        return listing, queries[0]["sql"]
+
+    listing, _ = listed()
+    assert downloads.newest_part(listing, "profile") == first.manifest["profile"]
+    again, _ = listed()  # same file: the query sends nothing new, the kept text is used
+    assert again.newest is listing.newest
+    rebuilt = publish_day("tier1", TODAY.replace(day=9), rows=15)  # another file for the same day
+    changed, _ = listed()
+    assert changed.newest is not listing.newest
+    assert downloads.newest_part(changed, "profile") == rebuilt.manifest["profile"] != first.manifest["profile"]
+    DailyFile.objects.filter(pk=rebuilt.pk).update(deleted_at=NOW)  # the 8th is the newest again
+    assert (
+        downloads.newest_part(listed()[0], "profile")
+        == DailyFile.objects.get(date=TODAY.replace(day=8)).manifest["profile"]
+    )
+
+
+def test_preview_structs_show_their_fields_in_the_contracts_order_whatever_the_database_keeps():
+    """PostgreSQL's jsonb stores an object's keys shortest first; struct fields are alphabetical."""
+    html = explore.cell_html({"mid": 1.0, "ask": 2.0, "spread_bps": None})
+    assert html.index("<dt>ask<dd>") < html.index("<dt>mid<dd>") < html.index("<dt>spread_bps<dd><i>null</i>")
