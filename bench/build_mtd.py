@@ -173,7 +173,7 @@ def publish(day, path, rows):
 def day_profile(path):
     """The day's profile, as the daily builder puts it in the manifest (kept beside the file: it
     takes as long to compute as the file to read)."""
-    from deliveries import profile
+    from deliveries.parquet import profile
 
     cached = path.with_suffix(".profile.json")
     if not cached.exists():
@@ -193,9 +193,10 @@ def measure(days, carried=0):
     setup_django()
     from django.utils import timezone
 
-    from deliveries import mtd, profile
+    from deliveries import mtd
     from deliveries.models import DailyFile, MonthBundle
     from deliveries.outcomes import Outcome
+    from deliveries.parquet import profile
 
     profiling = {"seconds": 0.0}
     profile_file = profile.profile_file

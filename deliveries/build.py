@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import index, profile, publish, storage
+from . import index, publish, storage
 from .models import DailyFile
 from .outcomes import Outcome
-from .parquet import archive, encoding, splice
+from .parquet import archive, encoding, profile, splice
 from .parquet.shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
 

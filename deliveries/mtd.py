@@ -19,11 +19,11 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from . import profile, publish, storage, versions
+from . import publish, storage, versions
 from .bundle_file import BundleDay, MtdError, write_bundle
 from .models import DailyFile, MonthBundle, month_end
 from .outcomes import Outcome
-from .parquet import splice
+from .parquet import profile, splice
 from .tiers import SCHEMA_VERSION, Tier, schema_for
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deliveries import index, profile, publish
-from deliveries.parquet import thrift
+from deliveries import index, publish
+from deliveries.parquet import profile, thrift
 from deliveries.parquet.footer import FILE_CREATED_BY, MAGIC
 from deliveries.tiers import schema_for
 

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import mtd, profile, publish, retention, storage
+from deliveries import mtd, publish, retention, storage
 from deliveries.models import DailyFile, MonthBundle
-from deliveries.parquet import encoding, splice
+from deliveries.parquet import encoding, profile, splice
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
 
 from .factories import daily_manifest, dense_table, mtd_keys, publish_daily, publish_day, tier_table, written_by

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import build, mtd, profile, sample, storage
+from deliveries import build, mtd, sample, storage
 from deliveries.models import DailyFile, MonthBundle
-from deliveries.parquet import encoding
+from deliveries.parquet import encoding, profile
 from deliveries.tiers import Tier, schema_for
 
 from .factories import dense_table, publish_day
