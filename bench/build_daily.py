@@ -41,7 +41,8 @@ def peak_rss_mb():
 def measure(mode, archive_root):
     """Runs inside the child process: one mode, one JSON line of figures."""
     setup_django()
-    from deliveries import archive, build, profile
+    from deliveries import build
+    from deliveries.parquet import archive, profile
     from deliveries.tiers import Tier
 
     day_files = archive.find_day(Path(archive_root), DAY)

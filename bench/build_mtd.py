@@ -134,7 +134,7 @@ def write_day(day, rows, samples, path, seed):
             columns.append(fake_array(field.type, rows, rng))
     table = pa.Table.from_arrays(columns, schema=schema)
     # As the daily builder writes a day: an hour per row group, then merged into one for the day.
-    from deliveries import encoding, splice
+    from deliveries.parquet import encoding, splice
 
     hours = path.with_suffix(".hours")
     with pq.ParquetWriter(hours, schema, **encoding.writer_options("tier3")) as writer:
@@ -166,13 +166,14 @@ def publish(day, path, rows):
         "skipped_lines": {"total": 0, "by_hour": {}},
         "profile": day_profile(path),
     }
-    publishing.publish_daily("tier3", day, path, manifest, input_fingerprint=f"bench-{day}")
+    publishing.upload_daily("tier3", day, path, manifest)  # what the daily build does: upload, then list
+    publishing.record_daily("tier3", day, manifest, input_fingerprint=f"bench-{day}")
 
 
 def day_profile(path):
     """The day's profile, as the daily builder puts it in the manifest (kept beside the file: it
     takes as long to compute as the file to read)."""
-    from deliveries import profile
+    from deliveries.parquet import profile
 
     cached = path.with_suffix(".profile.json")
     if not cached.exists():
@@ -192,8 +193,10 @@ def measure(days, carried=0):
     setup_django()
     from django.utils import timezone
 
-    from deliveries import mtd, profile
+    from deliveries import mtd
     from deliveries.models import DailyFile, MonthBundle
+    from deliveries.outcomes import Outcome
+    from deliveries.parquet import profile
 
     profiling = {"seconds": 0.0}
     profile_file = profile.profile_file
@@ -212,7 +215,7 @@ def measure(days, carried=0):
     input_bytes = sum(daily.size_bytes for daily in dailies)
     if carried:
         first = mtd.build_month("tier3", month, today=today, force=True)
-        if first.outcome != "built":
+        if first.outcome != Outcome.BUILT:
             raise SystemExit(f"bundle to carry days from: {first.outcome}: {first.message}")
         old = dailies.order_by("date")[:carried]
         DailyFile.objects.filter(pk__in=[d.pk for d in old]).update(deleted_at=timezone.now())
@@ -223,7 +226,7 @@ def measure(days, carried=0):
     result = mtd.build_month("tier3", month, today=today, force=True)
     seconds = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
-    if result.outcome != "built" or len(result.days_included) != days:
+    if result.outcome != Outcome.BUILT or len(result.days_included) != days:
         raise SystemExit(f"bundle of {days} days: {result.outcome}: {result.message}")
     if carried:
         DailyFile.objects.filter(tier="tier3").update(deleted_at=None)
@@ -305,7 +308,9 @@ def main():
     subprocess.run([*command, "--days-dir", str(days_dir)], check=True, env=env)
 
     load_before = os.getloadavg()[0]
-    results = [run_child(3, env), run_child(31, env), run_child(31, env, carried=24)]
+    # October before November: once November has a bundle, October's is closed and not rebuilt.
+    month, carried = run_child(31, env), run_child(31, env, carried=24)
+    results = [run_child(3, env), month, carried]
     print()
     print(f"{os.cpu_count()} CPUs; load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print(

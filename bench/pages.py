@@ -77,6 +77,7 @@ def prepare():
     from django.utils import timezone
 
     from deliveries import mtd
+    from deliveries.outcomes import Outcome
     from tests.factories import publish_day
     from tests.test_views_support import live_tokens, rows_for
     from tokens import rotation
@@ -88,7 +89,7 @@ def prepare():
         for day in days:
             publish_day(tier, day, rows=rows_for(day), hours_found=21 if day == today - timedelta(days=3) else 24)
         result = mtd.build_month(tier, first, today=today)
-        assert result.outcome == "built", result.message
+        assert result.outcome == Outcome.BUILT, result.message
     rotation.init(["tier1", "tier3"])
     tokens = {tier: live_tokens(tier)[0] for tier in ("tier1", "tier3")}
 

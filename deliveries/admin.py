@@ -7,6 +7,7 @@ from django.template.defaultfilters import filesizeformat, pluralize
 from django.utils.html import format_html, format_html_join
 
 from .models import BuildRun, DailyFile, DownloadCount, MonthBundle
+from .outcomes import Outcome
 
 
 def downloads_of(kind, label):
@@ -91,10 +92,10 @@ def first_failure(run):
     if run.error:
         return run.error.strip().splitlines()[0]
     for step in run.steps:
-        if step.get("outcome") == "failed":
+        if step.get("outcome") == Outcome.FAILED:
             return f"{step.get('name')}: {step.get('detail', '')}"
     for line, result in zip(result_lines(run), run.results, strict=True):
-        if result.get("outcome") == "failed":
+        if result.get("outcome") == Outcome.FAILED:
             return line
     return ""
 
@@ -197,8 +198,8 @@ class DailyFileAdmin(DownloadCountsAdmin):
 
     @admin.display(description="listed", ordering="deleted_at")
     def listed(self, obj):
-        """Whether subscribers are offered the file now (``is_available``), else since when not."""
-        if obj.is_available:
+        """Whether subscribers are offered the file now (not delisted), else since when not."""
+        if obj.deleted_at is None:
             return "listed"
         return format_html('delisted <span class="quiet">{}</span>', f"{obj.deleted_at:%Y-%m-%d %H:%M} UTC")
 

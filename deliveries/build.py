@@ -24,19 +24,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import archive, encoding, index, profile, publish, splice, storage
+from . import index, publish, storage
 from .models import DailyFile
-from .shaping import Coercions, project, shape_tier3
+from .outcomes import Outcome
+from .parquet import archive, encoding, profile, splice
+from .parquet.shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
 
 logger = logging.getLogger(__name__)
-
-
-class Outcome:
-    PUBLISHED = "published"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    DRY_RUN = "dry_run"
 
 
 class Cause:

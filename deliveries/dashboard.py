@@ -16,11 +16,13 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from tokens.models import RotationEvent, TierToken, TokenState
+from tokens.rotation import Action
 from tokens.schedule import Schedule, promote_after
 
 from . import downloads, health
 from .admin import first_failure, human_duration
 from .models import BuildRun, DownloadCount
+from .outcomes import Outcome
 from .tiers import Tier
 
 STRIP_DAYS = 7
@@ -32,9 +34,9 @@ GOOD, NEUTRAL, BAD = "good", "neutral", "bad"
 def run_tone(outcome):
     """good / neutral / bad for any outcome, a new one included: only the known good and the
     known in-between outcomes are spared the red."""
-    if outcome in (BuildRun.Outcome.SUCCESS, BuildRun.Outcome.NOTHING_TO_DO):
+    if outcome in (Outcome.SUCCESS, Outcome.NOTHING_TO_DO):
         return GOOD
-    if outcome in (BuildRun.Outcome.RUNNING, BuildRun.Outcome.DRY_RUN, BuildRun.Outcome.LOCKED):
+    if outcome in (Outcome.RUNNING, Outcome.DRY_RUN, Outcome.LOCKED):
         return NEUTRAL
     return BAD
 
@@ -162,13 +164,15 @@ def rotation_runs(limit=RECENT_RUNS):
     lines = []
     for event in RotationEvent.objects.order_by("-at", "-pk")[:limit]:
         failed = [
-            f"{tier}: {item.get('message')}" for tier, item in event.outcomes.items() if item.get("action") == "failed"
+            f"{tier}: {item.get('message')}"
+            for tier, item in event.outcomes.items()
+            if item.get("action") == Action.FAILED
         ]
         lines.append(
             RunLine(
                 what=f"rotate_tokens --mode {event.mode} ({event.get_actor_display().lower()})",
                 at=event.at,
-                outcome="Success" if event.ok else "Failed",
+                outcome=(Outcome.SUCCESS if event.ok else Outcome.FAILED).label,
                 tone=GOOD if event.ok else BAD,
                 duration="one transaction",
                 failure=failed[0] if failed else "",

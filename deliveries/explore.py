@@ -2,7 +2,7 @@
 snippets that query a file in place.
 
 Everything here is made from what the manifests already hold (``profile``, ``preview``: see
-``deliveries.profile``), which the listing brings with the newest day: no Parquet is read during a
+``deliveries.parquet.profile``), which the listing brings with the newest day: no Parquet is read during a
 request. The HTML is built here, escaped, with no inline styles or scripts (the stylesheet styles
 it), so it stays within the site's Content-Security-Policy.
 """

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from . import mtd, storage
 from .models import BuildRun, DailyFile, MonthBundle
+from .outcomes import Outcome
 from .tiers import Tier
 
 FAIL, WARN = "fail", "warn"
@@ -82,7 +83,7 @@ def _mtd_complete(tier, expected):
     return [Problem("mtd_lacks_day", tier, f"{tier}: {expected:%Y-%m} bundle lacks published day(s) {days}")]
 
 
-GOOD_OUTCOMES = (BuildRun.Outcome.SUCCESS, BuildRun.Outcome.NOTHING_TO_DO)
+GOOD_OUTCOMES = (Outcome.SUCCESS, Outcome.NOTHING_TO_DO)
 
 
 def _days_of(run):
@@ -185,7 +186,3 @@ def run_checks(*, now=None, check_objects=True, tiers=None):
     except DatabaseError:
         problems.append(Problem("database_unreachable", None, "database is unreachable"))
     return problems
-
-
-def is_healthy(**kwargs):
-    return not failures(run_checks(**kwargs))

@@ -10,6 +10,7 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from .outcomes import RUN_CHOICES, Outcome
 from .storage import download_name
 from .tiers import Tier
 
@@ -82,10 +83,6 @@ class DailyFile(models.Model):
 
     def __str__(self):
         return f"{self.tier} {self.date}"
-
-    @property
-    def is_available(self):
-        return self.deleted_at is None
 
     @property
     def missing_hours(self):
@@ -230,15 +227,9 @@ class StoredVersion(models.Model):
 
 
 class BuildRunQuerySet(models.QuerySet):
-    def finished(self):
-        return self.exclude(outcome=BuildRun.Outcome.RUNNING)
-
-    def latest_finished(self):
-        return self.finished().order_by("-started_at").first()
-
     def conclusive(self):
         """Runs that say something about the deliveries: not running, not a dry run, not locked out."""
-        return self.exclude(outcome__in=[BuildRun.Outcome.RUNNING, BuildRun.Outcome.DRY_RUN, BuildRun.Outcome.LOCKED])
+        return self.exclude(outcome__in=[Outcome.RUNNING, Outcome.DRY_RUN, Outcome.LOCKED])
 
     def latest_conclusive(self):
         return self.conclusive().order_by("-started_at").first()
@@ -247,20 +238,11 @@ class BuildRunQuerySet(models.QuerySet):
 class BuildRun(models.Model):
     """One run of a build command, with what it did step by step and day by day."""
 
-    class Outcome(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCESS = "success", "Success"
-        NOTHING_TO_DO = "nothing_to_do", "Nothing to do"
-        FAILED = "failed", "Failed"
-        LOCKED = "locked", "Skipped: another run holds the lock"
-        DRY_RUN = "dry_run", "Dry run"
-        CRASHED = "crashed", "Crashed: its process died mid-run"
-
     command = models.CharField(max_length=64)
     arguments = models.JSONField(default=dict)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    outcome = models.CharField(max_length=16, choices=RUN_CHOICES, default=Outcome.RUNNING)
     steps = models.JSONField(default=list, help_text="Each step: name, outcome, seconds, detail.")
     results = models.JSONField(default=list, help_text="Each day and tier: date, tier, outcome, message.")
     error = models.TextField(blank=True)

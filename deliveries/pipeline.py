@@ -22,8 +22,10 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from . import archive, build, collect, index, locks, mtd, retention, storage
+from . import build, collect, index, locks, mtd, retention, storage
 from .models import BuildRun, DailyFile
+from .outcomes import Outcome
+from .parquet import archive
 from .runs import start_locked_run
 
 log = logging.getLogger("deliveries.pipeline")
@@ -45,14 +47,14 @@ class PipelineResult:
 
     @property
     def ok(self):
-        return self.run.outcome != BuildRun.Outcome.FAILED
+        return self.run.outcome != Outcome.FAILED
 
     def summary(self):
         if self.locked_by:
             return f"not run: {self.locked_by}; nothing done, run it again once that one has finished"
         counts = Counter(day.outcome for day in self.days)
         parts = [f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items())] or ["no days to build"]
-        failed_steps = [s["name"] for s in self.run.steps if s["outcome"] == "failed"]
+        failed_steps = [s["name"] for s in self.run.steps if s["outcome"] == Outcome.FAILED]
         tail = f"; failed steps: {', '.join(failed_steps)}" if failed_steps else ""
         return f"{self.run.outcome}: days {', '.join(parts)}{tail}"
 
@@ -100,24 +102,26 @@ def run_nightly(*, days=None, tiers=None, force=False, dry_run=False, now=None, 
         _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, recorder.lock)
     except Exception as exc:
         log.exception("nightly pipeline crashed")
-        recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+        recorder.finish(Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
         _ping(failed=True, dry_run=dry_run)
         return result
     except BaseException as exc:  # interrupted (Ctrl-C): say so rather than leave it to look crashed
-        recorder.finish(BuildRun.Outcome.FAILED, error=f"interrupted: {type(exc).__name__}")
+        recorder.finish(Outcome.FAILED, error=f"interrupted: {type(exc).__name__}")
         raise
-    failed = any(step["outcome"] == "failed" for step in recorder.run.steps)
+    failed = any(step["outcome"] == Outcome.FAILED for step in recorder.run.steps)
     if dry_run:
-        outcome = BuildRun.Outcome.DRY_RUN
+        outcome = Outcome.DRY_RUN
     elif failed:
-        outcome = BuildRun.Outcome.FAILED
-    elif all(day.outcome == build.Outcome.SKIPPED for day in result.days):
-        outcome = BuildRun.Outcome.NOTHING_TO_DO
+        outcome = Outcome.FAILED
+    elif all(day.outcome == Outcome.SKIPPED for day in result.days):
+        outcome = Outcome.NOTHING_TO_DO
     else:
-        outcome = BuildRun.Outcome.SUCCESS
-    errors = [f"{d.date}: {d.message}" for d in result.days if d.outcome == build.Outcome.FAILED]
+        outcome = Outcome.SUCCESS
+    errors = [f"{d.date}: {d.message}" for d in result.days if d.outcome == Outcome.FAILED]
     errors += [
-        f"{s['name']}: {s['detail']}" for s in recorder.run.steps if s["outcome"] == "failed" and s["name"] != "daily"
+        f"{s['name']}: {s['detail']}"
+        for s in recorder.run.steps
+        if s["outcome"] == Outcome.FAILED and s["name"] != "daily"
     ]
     recorder.finish(outcome, error="\n".join(errors))
     _ping(failed=failed, dry_run=dry_run)
@@ -131,7 +135,7 @@ def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say
             result.collection = collect.collect_garbage(dry_run=dry_run, now=now)
             step["detail"] = result.collection.summary()
         except storage.StorageError as exc:  # nothing listed is touched; the next run finishes the job
-            step["outcome"], step["detail"] = "failed", f"{exc}; the next run finishes it"
+            step["outcome"], step["detail"] = Outcome.FAILED, f"{exc}; the next run finishes it"
     say(f"collect: {step['detail']}")
 
 
@@ -142,23 +146,23 @@ def _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now,
             say(f"[{position}/{len(days)}] {day}: building")
             day_result = _build_one_day(day, tiers, force, dry_run, now)
             if (
-                day_result.outcome == build.Outcome.FAILED
+                day_result.outcome == Outcome.FAILED
                 and not explicit
                 and day < last
                 and day_result.cause == build.Cause.INPUT
             ):
                 # An old day the archive cannot complete is reported, not retried as a failure nightly.
-                day_result.outcome = build.Outcome.SKIPPED
+                day_result.outcome = Outcome.SKIPPED
                 day_result.message = f"still not buildable: {day_result.message}"
             result.days.append(day_result)
             recorder.add_result(**day_result.as_dict())
             say(f"[{position}/{len(days)}] {day}: {day_result.outcome}: {day_result.message}")
             lock.ensure_held()
-        failures = [d for d in result.days if d.outcome == build.Outcome.FAILED]
+        failures = [d for d in result.days if d.outcome == Outcome.FAILED]
         step["detail"] = "; ".join(f"{d.date}: {d.message}" for d in failures) or f"{len(result.days)} days"
         if failures:
-            step["outcome"] = "failed"
-    if any(s["outcome"] == "failed" for s in recorder.run.steps):
+            step["outcome"] = Outcome.FAILED
+    if any(s["outcome"] == Outcome.FAILED for s in recorder.run.steps):
         for name in ("mtd", "retention", "index"):
             recorder.skip_step(name, "the daily build failed")
         return
@@ -166,10 +170,10 @@ def _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now,
     months = sorted({d.replace(day=1) for d in days} | set(mtd.months_to_build(now.astimezone(UTC).date())))
     with recorder.step("mtd") as step:
         result.months = mtd.build_months(tiers=tiers, months=months, today=now.astimezone(UTC).date(), dry_run=dry_run)
-        failed = [m for m in result.months if m.outcome == "failed"]
+        failed = [m for m in result.months if m.outcome == Outcome.FAILED]
         step["detail"] = "; ".join(f"{m.tier} {m.month:%Y-%m}: {m.outcome}" for m in result.months)
         if failed:
-            step["outcome"] = "failed"
+            step["outcome"] = Outcome.FAILED
     for month in result.months:
         say(f"mtd {month.tier} {month.month:%Y-%m}: {month.outcome}: {month.message}")
     if failed:
@@ -195,7 +199,7 @@ def _build_one_day(day, tiers, force, dry_run, now):
     except Exception as exc:
         log.exception("building %s failed unexpectedly", day)
         message = f"unexpected error: {type(exc).__name__}: {exc}"
-        return build.DayResult(day, build.Outcome.FAILED, message, cause=build.Cause.SYSTEM)
+        return build.DayResult(day, Outcome.FAILED, message, cause=build.Cause.SYSTEM)
 
 
 def _ping(*, failed, dry_run):

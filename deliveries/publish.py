@@ -94,14 +94,6 @@ def record_daily(tier, day, manifest, *, input_fingerprint, built_at=None):
     return daily
 
 
-def publish_daily(tier, day, parquet_path, manifest, *, input_fingerprint, built_at=None):
-    """Upload one tier's day, list it, rewrite the tier's index. Returns the DailyFile."""
-    upload_daily(tier, day, parquet_path, manifest)
-    daily = record_daily(tier, day, manifest, input_fingerprint=input_fingerprint, built_at=built_at)
-    index.publish_index([tier])
-    return daily
-
-
 def delist_day(daily, now):
     """Take a day off the page, API and index (retention): its row becomes history, its version is
     delisted (collected later). Compare-and-set: False when it was no longer listed."""

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from . import locks, storage
 from .models import BuildRun
+from .outcomes import Outcome
 
 log = logging.getLogger("deliveries.runs")
 
@@ -44,12 +45,12 @@ class RunRecorder:
         try:
             yield entry
         except Exception as exc:
-            self.record_step(name, "failed", time.monotonic() - started, entry["detail"] or str(exc))
+            self.record_step(name, Outcome.FAILED, time.monotonic() - started, entry["detail"] or str(exc))
             raise
-        self.record_step(name, entry.get("outcome", "success"), time.monotonic() - started, entry["detail"])
+        self.record_step(name, entry.get("outcome", Outcome.SUCCESS), time.monotonic() - started, entry["detail"])
 
     def skip_step(self, name, reason):
-        self.record_step(name, "skipped", 0.0, reason)
+        self.record_step(name, Outcome.SKIPPED, 0.0, reason)
 
     def finish(self, outcome, error=""):
         """Record the outcome, then let go of the build lock: the outcome is in the database before
@@ -78,7 +79,7 @@ def mark_crashed_runs(found_by=""):
     process is gone (the lock dies with its holder). Runs that never held the lock (dry runs of
     ``build_mtd`` and ``apply_retention``) are not judged. Returns the runs' ids.
     """
-    dead = BuildRun.objects.filter(outcome=BuildRun.Outcome.RUNNING).exclude(holder="")
+    dead = BuildRun.objects.filter(outcome=Outcome.RUNNING).exclude(holder="")
     ids = list(dead.values_list("pk", flat=True))
     if not ids:
         return []
@@ -89,9 +90,7 @@ def mark_crashed_runs(found_by=""):
         "far it got; what it had not published stays as it was, and the next run builds it."
     )
     # Compare-and-set: a run that finished meanwhile keeps its outcome.
-    BuildRun.objects.filter(pk__in=ids, outcome=BuildRun.Outcome.RUNNING).update(
-        outcome=BuildRun.Outcome.CRASHED, error=error
-    )
+    BuildRun.objects.filter(pk__in=ids, outcome=Outcome.RUNNING).update(outcome=Outcome.CRASHED, error=error)
     log.warning("marked %d dead run(s) crashed: %s", len(ids), ", ".join(f"#{pk}" for pk in ids))
     return ids
 
@@ -110,7 +109,7 @@ def record_locked(command, arguments, held):
     run = BuildRun.objects.create(
         command=command,
         arguments=arguments,
-        outcome=BuildRun.Outcome.LOCKED,
+        outcome=Outcome.LOCKED,
         finished_at=timezone.now(),
         error=str(held),
     )
@@ -170,8 +169,8 @@ def _recording(recorder):
     try:
         yield recorder
     except BaseException as exc:
-        if recorder.run.outcome == BuildRun.Outcome.RUNNING:
-            recorder.finish(BuildRun.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+        if recorder.run.outcome == Outcome.RUNNING:
+            recorder.finish(Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
-    if recorder.run.outcome == BuildRun.Outcome.RUNNING:
-        recorder.finish(BuildRun.Outcome.SUCCESS)
+    if recorder.run.outcome == Outcome.RUNNING:
+        recorder.finish(Outcome.SUCCESS)

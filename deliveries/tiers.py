@@ -4,7 +4,7 @@ This file *is* the data contract of ``shared/spec/data-contract.md`` section 2, 
 to a tier is a change here and nowhere else: the builder, the MTD bundler, the pages (columns and
 types) and the tests all read these definitions.
 
-Tier 3 is shaped from the JSON (see ``deliveries.shaping``); tiers 2 and 1 are projections of tier
+Tier 3 is shaped from the JSON (see ``deliveries.parquet.shaping``); tiers 2 and 1 are projections of tier
 3, each column naming the tier 3 path it comes from.
 """
 

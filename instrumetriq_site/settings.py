@@ -194,7 +194,7 @@ HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 30)  # /healthz is publ
 BUILD_SCRATCH_DIR = Path(env("BUILD_SCRATCH_DIR", VAR_DIR / "scratch"))
 # An archive line longer than this is skipped unread and counted (a real entry is about 100 KB).
 MAX_LINE_BYTES = env_int("MAX_LINE_BYTES", 8 * 1024 * 1024)
-# Parquet files assembled from other files' column chunks (deliveries/splice.py); 0 encodes every
+# Parquet files assembled from other files' column chunks (deliveries/parquet/splice.py); 0 encodes every
 # row with pyarrow instead (same rows, slower): the way back if a reader ever disagrees.
 PARQUET_SPLICE = env_bool("PARQUET_SPLICE", True)
 

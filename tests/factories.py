@@ -11,7 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deliveries import profile, publish, splice, thrift
+from deliveries import index, publish
+from deliveries.parquet import profile, thrift
+from deliveries.parquet.footer import FILE_CREATED_BY, MAGIC
 from deliveries.tiers import schema_for
 
 
@@ -37,9 +39,9 @@ def written_by(path, created_by):
     data = path.read_bytes()
     length = int.from_bytes(data[-8:-4], "little")
     footer, _ = thrift.loads(data[-8 - length : -8])
-    footer.set(splice.FILE_CREATED_BY, thrift.BINARY, created_by)
+    footer.set(FILE_CREATED_BY, thrift.BINARY, created_by)
     raw = thrift.dumps(footer)
-    path.write_bytes(data[: -8 - length] + raw + len(raw).to_bytes(4, "little") + splice.MAGIC)
+    path.write_bytes(data[: -8 - length] + raw + len(raw).to_bytes(4, "little") + MAGIC)
     return path
 
 
@@ -68,12 +70,21 @@ def daily_manifest(tier, day, parquet_path, rows, hours_found=24, missing_hours=
     }
 
 
+def publish_daily(tier, day, parquet_path, manifest, *, input_fingerprint):
+    """Upload one tier's day, list it, rewrite the tier's index, as ``build.build_day`` does for
+    each tier. Returns the DailyFile."""
+    publish.upload_daily(tier, day, parquet_path, manifest)
+    daily = publish.record_daily(tier, day, manifest, input_fingerprint=input_fingerprint)
+    index.publish_index([tier])
+    return daily
+
+
 def publish_day(tier, day, rows=10, hours_found=24):
     """Publish a synthetic day for one tier; returns the DailyFile."""
     with tempfile.TemporaryDirectory() as tmp:
         path = write_parquet(tier_table(tier, day, rows), Path(tmp) / "data.parquet")
         manifest = daily_manifest(tier, day, path, rows, hours_found=hours_found)
-        return publish.publish_daily(tier, day, path, manifest, input_fingerprint=f"synthetic-{rows}-{hours_found}")
+        return publish_daily(tier, day, path, manifest, input_fingerprint=f"synthetic-{rows}-{hours_found}")
 
 
 def dense_array(type_, count, rng):

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from deliveries import mtd, pipeline
 from deliveries.models import BuildRun, DownloadCount
+from deliveries.outcomes import Outcome
 from tokens import rotation
 
 from .factories import publish_day
@@ -32,7 +33,7 @@ def operator_morning(now, *, announce=True):
         arguments={"days": [(today - timedelta(days=1)).isoformat()], "explicit": False},
         started_at=now - timedelta(hours=5, minutes=30),
         finished_at=now - timedelta(hours=5, minutes=27, seconds=48),
-        outcome=BuildRun.Outcome.SUCCESS,
+        outcome=Outcome.SUCCESS,
         steps=[
             {"name": "daily", "outcome": "success", "seconds": 121.5, "detail": "1 days"},
             {"name": "mtd", "outcome": "success", "seconds": 9.25, "detail": "tier1 2026-11: built"},
@@ -40,7 +41,7 @@ def operator_morning(now, *, announce=True):
         results=[{"date": (today - timedelta(days=1)).isoformat(), "tier": "", "outcome": "published", "message": "x"}],
     )
     backfill = pipeline.run_nightly(days=[today - timedelta(days=40)], now=now)  # the archive lacks it: fails
-    assert backfill.outcome == BuildRun.Outcome.FAILED
+    assert backfill.outcome == Outcome.FAILED
     for back, count in ((1, 5), (2, 12), (9, 3)):
         DownloadCount.objects.create(
             tier="tier1",

@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from deliveries import locks, mtd, storage
 from deliveries.models import BuildRun, DailyFile
+from deliveries.outcomes import Outcome
 
 from .factories import publish_day
 
@@ -48,7 +49,7 @@ def test_delists_past_the_default_window_and_reports_per_tier_and_in_total(ten_d
     ]
     assert DailyFile.objects.published().count() == 7
     assert all(storage.exists(daily.key) for daily in DailyFile.objects.deleted()), "collect_garbage deletes later"
-    assert BuildRun.objects.get(command="apply_retention").outcome == BuildRun.Outcome.SUCCESS
+    assert BuildRun.objects.get(command="apply_retention").outcome == Outcome.SUCCESS
 
 
 def test_dry_run_says_what_it_would_delist_and_changes_nothing(ten_days):
@@ -58,7 +59,7 @@ def test_dry_run_says_what_it_would_delist_and_changes_nothing(ten_days):
         "retention keep 8: would delist 2 days, protected 0 (dry run: nothing changed)",
     ]
     assert DailyFile.objects.published().count() == 10
-    assert BuildRun.objects.get().outcome == BuildRun.Outcome.DRY_RUN
+    assert BuildRun.objects.get().outcome == Outcome.DRY_RUN
 
 
 def test_orphans_are_no_longer_retentions_business():
@@ -83,14 +84,14 @@ def test_a_held_lock_refuses_to_delist_and_exits_75(ten_days):
         run()
     assert refused.value.returncode == locks.EXIT_LOCKED
     assert DailyFile.objects.published().count() == 10
-    assert BuildRun.objects.get().outcome == BuildRun.Outcome.LOCKED
+    assert BuildRun.objects.get().outcome == Outcome.LOCKED
 
 
 def test_a_storage_failure_is_a_command_error_and_a_rerun_rewrites_the_index(ten_days):
     outage = mock.patch.object(storage, "put_bytes", side_effect=storage.StorageError("outage"))
     with outage, pytest.raises(CommandError, match=r"a rerun completes it\): outage"):
         run()
-    assert BuildRun.objects.get().outcome == BuildRun.Outcome.FAILED
+    assert BuildRun.objects.get().outcome == Outcome.FAILED
     assert len(json.loads(storage.read_bytes("index/tier1.json"))["daily"]) == 10, "the delisting went first"
     assert run()[-1] == "retention keep 7: delisted 0 days, protected 0"
     assert len(json.loads(storage.read_bytes("index/tier1.json"))["daily"]) == 7

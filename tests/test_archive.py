@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from deliveries import archive
+from deliveries.parquet import archive, gzip_lines
 
 DAY = date(2026, 11, 20)
 
@@ -272,7 +272,7 @@ def test_a_line_over_max_line_bytes_is_skipped_and_the_lines_around_it_are_read(
 
 
 def test_lines_spanning_many_decompressed_chunks_are_read_whole(tmp_path):
-    big = {**entry("BIG"), "pad": "z" * (3 * archive.READ_CHUNK + 123)}
+    big = {**entry("BIG"), "pad": "z" * (3 * gzip_lines.READ_CHUNK + 123)}
     body = line(entry("A")) + line(big) + line(entry("B"))
     result = archive.read_hour(write_hour(tmp_path, "00", gzip.compress(body)))
     assert [e["symbol"] for e in result.entries] == ["A", "BIG", "B"]

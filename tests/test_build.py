@@ -12,6 +12,7 @@ from django.conf import settings
 
 from deliveries import build, sample, storage
 from deliveries.models import DailyFile, StoredVersion
+from deliveries.outcomes import Outcome
 from deliveries.tiers import SCHEMAS, Tier
 
 from .factories import daily_keys
@@ -60,7 +61,7 @@ def read_tier(local_storage, tier, day=DAY):
 def test_each_published_file_has_exactly_its_tier_schema(local_storage):
     write()
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    assert result.outcome == Outcome.PUBLISHED, result.message
     for tier in Tier:
         assert read_tier(local_storage, tier).schema.equals(SCHEMAS[tier]), tier
 
@@ -68,7 +69,7 @@ def test_each_published_file_has_exactly_its_tier_schema(local_storage):
 def test_each_daily_file_is_one_row_group_with_the_price_samples_plain(local_storage):
     """Tier 3 is written an hour per row group and merged into one: the bundle copies whole days."""
     write()
-    assert build.build_day(DAY).outcome == build.Outcome.PUBLISHED
+    assert build.build_day(DAY).outcome == Outcome.PUBLISHED
     for tier in Tier:
         parquet = pq.ParquetFile(local_storage / daily_keys(tier, DAY)[0])
         assert parquet.num_row_groups == 1, tier
@@ -85,7 +86,7 @@ def test_a_failed_merge_of_the_hours_still_publishes_the_day_with_its_hour_row_g
     write()
     monkeypatch.setattr(build.splice, "compact", mock.Mock(side_effect=build.splice.SpliceError("surprise")))
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    assert result.outcome == Outcome.PUBLISHED, result.message
     tier3 = pq.ParquetFile(local_storage / daily_keys("tier3", DAY)[0])
     assert tier3.num_row_groups > 1
     assert tier3.metadata.num_rows == len(raw_entries())
@@ -200,7 +201,7 @@ def test_manifest_fields_and_checksum_match_the_bytes(local_storage):
 def test_partial_day_is_published_and_flagged(local_storage):
     write(missing_hours=(3, 7, 11))
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED
+    assert result.outcome == Outcome.PUBLISHED
     row = DailyFile.objects.get(tier=Tier.TIER1, date=DAY)
     assert row.is_partial and row.hours_found == 21
     assert row.manifest["missing_hours"] == ["03", "07", "11"]
@@ -212,7 +213,7 @@ def test_day_below_min_hours_publishes_nothing(settings):
     settings.MIN_HOURS = 20
     write(missing_hours=tuple(range(5)))
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.FAILED
+    assert result.outcome == Outcome.FAILED
     assert "only 19 of 24 hour files" in result.message
     assert result.cause == build.Cause.INPUT
     assert not DailyFile.objects.exists()
@@ -220,20 +221,20 @@ def test_day_below_min_hours_publishes_nothing(settings):
 
 def test_missing_day_folder_fails_with_a_clear_message():
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.FAILED
+    assert result.outcome == Outcome.FAILED
     assert "no archive folder for 2026-11-20" in result.message
 
 
 def test_today_is_refused():
     result = build.build_day(NOW.date())
-    assert result.outcome == build.Outcome.FAILED
+    assert result.outcome == Outcome.FAILED
     assert "not over yet" in result.message
 
 
 def test_bad_lines_are_skipped_and_counted_in_the_manifest(local_storage):
     stats = write(flaws=True)
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    assert result.outcome == Outcome.PUBLISHED, result.message
     manifest = DailyFile.objects.get(tier=Tier.TIER3, date=DAY).manifest
     expected_skipped = sum(stats.skipped_by_hour.values())
     assert expected_skipped >= 3
@@ -250,7 +251,7 @@ def test_rebuilding_the_same_input_is_skipped_and_changes_nothing(local_storage)
     before = {(d.tier, d.sha256, d.published_at) for d in DailyFile.objects.all()}
     manifest_before = storage.read_bytes(daily_keys("tier1", DAY)[1])
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.SKIPPED
+    assert result.outcome == Outcome.SKIPPED
     assert "already published from the same input" in result.message
     assert {(d.tier, d.sha256, d.published_at) for d in DailyFile.objects.all()} == before
     assert storage.read_bytes(daily_keys("tier1", DAY)[1]) == manifest_before
@@ -264,7 +265,7 @@ def test_force_rebuilds_and_the_data_is_byte_identical(local_storage):
     data = {key: storage.modified_time(key) for key in keys if key.endswith(".parquet")}
     with time_machine.travel(datetime(2026, 11, 22, 2, 0, tzinfo=UTC), tick=False):
         result = build.build_day(DAY, force=True)
-    assert result.outcome == build.Outcome.PUBLISHED
+    assert result.outcome == Outcome.PUBLISHED
     second = {d.tier: (d.sha256, d.published_at) for d in DailyFile.objects.all()}
     assert {t: s for t, (s, _) in first.items()} == {t: s for t, (s, _) in second.items()}
     assert all(second[t][1] > first[t][1] for t in first)
@@ -279,7 +280,7 @@ def test_changed_input_is_rebuilt_without_force(local_storage):
     assert DailyFile.objects.get(tier=Tier.TIER1, date=DAY).is_partial
     write()  # the late hour file arrived
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED
+    assert result.outcome == Outcome.PUBLISHED
     assert not DailyFile.objects.get(tier=Tier.TIER1, date=DAY).is_partial
 
 
@@ -287,14 +288,14 @@ def test_storage_failure_between_data_and_manifest_leaves_no_row_and_a_rerun_com
     write()
     with mock.patch.object(storage, "put_bytes", side_effect=storage.StorageError("storage upload failed: outage")):
         result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.FAILED
+    assert result.outcome == Outcome.FAILED
     assert result.cause == build.Cause.STORAGE
     assert "outage" in result.message
     assert not DailyFile.objects.exists()
     uploaded = storage.list_keys("tier1/daily/2026-11-20/")
     assert len(uploaded) == 1 and uploaded[0].endswith("/data.parquet")  # bytes, but nobody is shown them
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED
+    assert result.outcome == Outcome.PUBLISHED
     assert DailyFile.objects.count() == 3
 
 
@@ -308,21 +309,21 @@ def test_failed_rebuild_leaves_the_previous_rows_untouched(local_storage):
         mock.patch.object(storage, "put_bytes", side_effect=outage),
     ):
         result = build.build_day(DAY, force=True)
-    assert result.outcome == build.Outcome.FAILED
+    assert result.outcome == Outcome.FAILED
     assert list(DailyFile.objects.order_by("tier").values_list("tier", "sha256", "published_at")) == before
 
 
 def test_one_tier_only_builds_that_tier(local_storage):
     write()
     result = build.build_day(DAY, tiers=["tier2"])
-    assert result.outcome == build.Outcome.PUBLISHED
+    assert result.outcome == Outcome.PUBLISHED
     assert list(DailyFile.objects.values_list("tier", flat=True)) == ["tier2"]
 
 
 def test_dry_run_writes_nothing(local_storage):
     write(missing_hours=(2,))
     result = build.build_day(DAY, dry_run=True)
-    assert result.outcome == build.Outcome.DRY_RUN
+    assert result.outcome == Outcome.DRY_RUN
     assert "would build tier1, tier2, tier3 from 23 hour files" in result.message
     assert not DailyFile.objects.exists()
     assert storage.list_keys() == []
@@ -332,7 +333,7 @@ def test_dry_run_writes_nothing(local_storage):
 def test_s3_backend_end_to_end_keys_and_content_types(s3_storage):
     write()
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    assert result.outcome == Outcome.PUBLISHED, result.message
     listing = s3_storage.list_objects_v2(Bucket=s3_storage.bucket)
     keys = sorted(obj["Key"] for obj in listing["Contents"])
     versioned = sorted(k for tier in Tier for k in daily_keys(tier, DAY))
@@ -373,7 +374,7 @@ def test_bad_hours_count_as_missing_and_are_listed_with_their_reason(local_stora
     replace_hour("05", b"")
     replace_hour("07", b'{"symbol": "AAVE"}\n')  # JSON, not gzipped
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED
+    assert result.outcome == Outcome.PUBLISHED
     assert "(partial: 22/24 hours, 2 unreadable: 05 empty, 07 not_gzip)" in result.message
     for tier in Tier:
         row, table = published(local_storage, tier)
@@ -393,7 +394,7 @@ def test_junk_hour_files_cannot_make_up_min_hours(settings):
     for hour in ("02", "03", "04"):
         replace_hour(hour, b"not gzip at all")
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.FAILED and result.cause == build.Cause.INPUT
+    assert result.outcome == Outcome.FAILED and result.cause == build.Cause.INPUT
     assert result.message.startswith("only 19 of 24 hour files, 3 unreadable: 02 not_gzip, 03 not_gzip, 04 not_gzip")
     assert not DailyFile.objects.exists()
 
@@ -408,7 +409,7 @@ def test_junk_in_a_rebuild_loses_nothing_already_published(local_storage, settin
     for hour in ("00", "01", "02", "03", "04"):
         replace_hour(hour, b"")
     result = build.build_day(DAY)  # new input (sizes changed): a rebuild is attempted without --force
-    assert result.outcome == build.Outcome.FAILED
+    assert result.outcome == Outcome.FAILED
     after = {row.tier: (row.key, row.sha256, row.size_bytes, row.published_at) for row in DailyFile.objects.all()}
     assert after == before
     for key, sha256, size, _ in after.values():
@@ -419,7 +420,7 @@ def test_archive_flaws_are_published_once_with_every_count_in_the_manifest(local
     stats = write(archive_flaws=True)
     assert stats.bad_hours and stats.conflicting_duplicates == 1
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED, result.message
+    assert result.outcome == Outcome.PUBLISHED, result.message
     assert "1 entries share a symbol and time with a different entry" in result.message
     duplicates = sum(1 for _, kind in stats.bad_lines if kind == "duplicate")
     assert duplicates >= 2 + 5  # two replayed lines, and a copied hour's five
@@ -451,7 +452,7 @@ def test_over_long_lines_are_skipped_and_counted(local_storage, settings):
     folder = settings.ARCHIVE_ROOT / "20261120"
     (folder / "00.jsonl.gz").write_bytes((folder / "00.jsonl.gz").read_bytes() + gzip.compress(line + b"\n"))
     result = build.build_day(DAY)
-    assert result.outcome == build.Outcome.PUBLISHED
+    assert result.outcome == Outcome.PUBLISHED
     manifest = DailyFile.objects.get(tier=Tier.TIER1, date=DAY).manifest
     assert manifest["skipped_lines"]["by_reason"] == {"line_too_long": 1}
     assert manifest["skipped_lines"]["by_hour"] == {"00": 1}

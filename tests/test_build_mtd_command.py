@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from deliveries import locks, storage
 from deliveries.models import BuildRun, DailyFile, MonthBundle
+from deliveries.outcomes import Outcome
 
 from .factories import publish_day
 
@@ -40,7 +41,7 @@ def test_builds_the_due_month_for_every_tier_and_prints_a_line_each_and_a_summar
     assert lines[3] == "3 bundles: 3 built"
     assert MonthBundle.objects.count() == 3
     run_record = BuildRun.objects.get(command="build_mtd")
-    assert run_record.outcome == BuildRun.Outcome.SUCCESS
+    assert run_record.outcome == Outcome.SUCCESS
     assert [r["outcome"] for r in run_record.results] == ["built"] * 3
 
 
@@ -51,7 +52,7 @@ def test_a_second_run_reports_unchanged_and_nothing_to_do():
         "tier1 2026-11: unchanged: 1 days, the bundle already holds them",
         "1 bundle: 1 unchanged",
     ]
-    assert BuildRun.objects.order_by("-pk").first().outcome == BuildRun.Outcome.NOTHING_TO_DO
+    assert BuildRun.objects.order_by("-pk").first().outcome == Outcome.NOTHING_TO_DO
 
 
 def test_month_option_builds_a_past_month_to_its_last_day():
@@ -68,7 +69,7 @@ def test_dry_run_writes_nothing():
     assert lines[-1] == "1 bundle: 1 would build"
     assert not MonthBundle.objects.exists()
     assert storage.list_keys("tier1/mtd/") == []
-    assert BuildRun.objects.get().outcome == BuildRun.Outcome.DRY_RUN
+    assert BuildRun.objects.get().outcome == Outcome.DRY_RUN
 
 
 def test_nothing_due_says_so():
@@ -85,7 +86,7 @@ def test_a_failed_bundle_exits_non_zero_after_reporting_every_tier():
     assert "tier1 2026-11: failed: storage read of tier1/daily/2026-11-05/" in out.getvalue()
     assert "/data.parquet failed" in out.getvalue()
     assert "tier2 2026-11: built" in out.getvalue()
-    assert BuildRun.objects.get().outcome == BuildRun.Outcome.FAILED
+    assert BuildRun.objects.get().outcome == Outcome.FAILED
 
 
 def test_a_held_lock_refuses_to_build_and_exits_75():
@@ -94,7 +95,7 @@ def test_a_held_lock_refuses_to_build_and_exits_75():
         run()
     assert refused.value.returncode == locks.EXIT_LOCKED
     assert not MonthBundle.objects.exists()
-    assert BuildRun.objects.get().outcome == BuildRun.Outcome.LOCKED
+    assert BuildRun.objects.get().outcome == Outcome.LOCKED
 
 
 def test_a_bad_month_is_a_usage_error():

@@ -6,6 +6,7 @@ from django.test import Client
 
 from deliveries import pipeline, sample
 from deliveries.models import BuildRun
+from deliveries.outcomes import Outcome
 
 from .test_browser import ARTIFACTS, allow_orm_beside_playwright, browser, context  # noqa: F401 (fixtures)
 
@@ -17,7 +18,7 @@ def test_a_run_killed_mid_build_shows_as_crashed_in_the_admin(live_server, conte
     killed = BuildRun.objects.create(command="build_daily", holder="cron-host:4242:0badc0de")
     sample.write_day(settings.ARCHIVE_ROOT, sample.yesterday_utc(), entries_per_hour=1, samples_per_entry=2)
     nightly = pipeline.run_nightly()  # the next run takes the lock and finds the dead one
-    assert nightly.outcome == BuildRun.Outcome.SUCCESS
+    assert nightly.outcome == Outcome.SUCCESS
 
     # Signed in by session cookie: the login form in Chromium is test_operator_browser's journey.
     client = Client()
@@ -37,4 +38,4 @@ def test_a_run_killed_mid_build_shows_as_crashed_in_the_admin(live_server, conte
     assert "cron-host:4242:0badc0de" in detail  # which process it was
     assert nightly.run.holder in detail  # and which run noticed it
     page.screenshot(path=str(ARTIFACTS / "admin-crashed-run.png"), full_page=True)
-    assert BuildRun.objects.get(pk=killed.pk).outcome == BuildRun.Outcome.CRASHED
+    assert BuildRun.objects.get(pk=killed.pk).outcome == Outcome.CRASHED

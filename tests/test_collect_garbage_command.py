@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from deliveries import locks, storage
 from deliveries.models import BuildRun, StoredVersion
+from deliveries.outcomes import Outcome
 
 from .factories import publish_day
 
@@ -41,9 +42,9 @@ def test_collects_what_is_due_and_says_so_in_one_line(superseded, settings):
         f"({settings.SIGNED_URL_EXPIRY} s)"
     ]
     assert not storage.exists(superseded.key)
-    assert BuildRun.objects.get(command="collect_garbage").outcome == BuildRun.Outcome.SUCCESS
+    assert BuildRun.objects.get(command="collect_garbage").outcome == Outcome.SUCCESS
     run()
-    assert BuildRun.objects.filter(command="collect_garbage").latest("pk").outcome == BuildRun.Outcome.NOTHING_TO_DO
+    assert BuildRun.objects.filter(command="collect_garbage").latest("pk").outcome == Outcome.NOTHING_TO_DO
 
 
 def test_a_version_within_its_grace_waits(superseded, settings):
@@ -56,7 +57,7 @@ def test_dry_run_deletes_nothing(superseded):
     assert run("--dry-run")[0].endswith("(dry run: nothing deleted)")
     assert storage.exists(superseded.key)
     assert StoredVersion.objects.get(key=superseded.key).collected_at is None
-    assert BuildRun.objects.filter(command="collect_garbage").first().outcome == BuildRun.Outcome.DRY_RUN
+    assert BuildRun.objects.filter(command="collect_garbage").first().outcome == Outcome.DRY_RUN
 
 
 def test_verbose_lists_each_version(superseded):
@@ -73,7 +74,7 @@ def test_a_storage_failure_is_a_command_error_and_a_rerun_completes(superseded):
         pytest.raises(CommandError, match=r"collection stopped \(a rerun completes it\): .*outage"),
     ):
         run()
-    assert BuildRun.objects.get().outcome == BuildRun.Outcome.FAILED
+    assert BuildRun.objects.get().outcome == Outcome.FAILED
     assert run()[0].startswith("collected 1 versions")
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from deliveries import mtd
 from deliveries.models import BuildRun, DailyFile, DownloadCount, MonthBundle
+from deliveries.outcomes import Outcome
 from tokens import rotation
 from tokens.models import RotationEvent, TierToken
 
@@ -111,7 +112,7 @@ def one_of_each():
     """One record of each kind, cheaply (the lists' permissions do not depend on what is in them)."""
     publish_day("tier1", date(2026, 11, 8))
     mtd.build_month("tier1", date(2026, 11, 1), today=date(2026, 11, 10))
-    BuildRun.objects.create(command="build_daily", outcome=BuildRun.Outcome.SUCCESS)
+    BuildRun.objects.create(command="build_daily", outcome=Outcome.SUCCESS)
     DownloadCount.objects.create(tier="tier1", kind="daily", file_label="2026-11-08", day=date(2026, 11, 9), count=1)
     rotation.init(["tier1"])
 

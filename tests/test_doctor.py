@@ -59,7 +59,7 @@ def issued():
 
 
 def installed_crontab():
-    return "MAILTO=ops@example.com\n" + "\n".join(doctor.expected_cron_lines()) + "\n"
+    return "MAILTO=ops@example.com\n" + "\n".join(doctor.cron.expected_cron_lines()) + "\n"
 
 
 def by_name(results):
@@ -108,7 +108,7 @@ def test_a_good_s3_deployment_passes_every_check(production, s3_storage, archive
     assert "presigned link downloads the scratch object" in one(results, "storage.presigned").message
     assert one(results, "clock.skew").message.startswith("clock within")
     # The scratch object is gone again, and nothing of it is under a tier prefix.
-    assert storage.list_keys(doctor.SCRATCH_PREFIX) == []
+    assert storage.list_keys(doctor.probes.SCRATCH_PREFIX) == []
 
 
 @pytest.mark.s3
@@ -124,7 +124,7 @@ def test_no_message_carries_a_secret(production, s3_storage, archive_day, issued
 
 def test_scrub_removes_configured_secrets_and_tokens(production):
     production.R2_SECRET_ACCESS_KEY = "r2-secret-value"
-    text = doctor._scrub(f"boom {SECRET_KEY} r2-secret-value /downloads/tier1?t=abcdef\nsecond line")
+    text = doctor.scrub(f"boom {SECRET_KEY} r2-secret-value /downloads/tier1?t=abcdef\nsecond line")
     assert text == "boom [redacted] [redacted] /downloads/tier1?t=[redacted] second line"
 
 
@@ -203,7 +203,7 @@ def test_unreachable_database(production, monkeypatch):
 
 def test_unapplied_migrations(production, monkeypatch, issued):
     pending = [(SimpleNamespace(app_label="deliveries", name="0099_future"), False)]
-    monkeypatch.setattr(doctor.MigrationExecutor, "migration_plan", lambda self, targets: pending)
+    monkeypatch.setattr(doctor.probes.MigrationExecutor, "migration_plan", lambda self, targets: pending)
     results = doctor.run_doctor(skip={"checks", "storage", "archive", "cron", "clock"})
     assert failures(results)["database.migrations"] == (
         "1 migration(s) not applied (deliveries.0099_future): run manage.py migrate."
@@ -268,7 +268,7 @@ def test_presigned_link_that_does_not_download(production, s3_storage, monkeypat
     results, _ = doctor.check_storage()
     assert failures(results)["storage.presigned"].startswith("a presigned link answered HTTP 403")
     assert one(results, "storage.round_trip").ok
-    assert storage.list_keys(doctor.SCRATCH_PREFIX) == []
+    assert storage.list_keys(doctor.probes.SCRATCH_PREFIX) == []
 
 
 @pytest.mark.s3
@@ -384,7 +384,7 @@ def fake_crontab(tmp_path, script):
 
 def test_user_without_a_crontab(production, tmp_path):
     production.CRONTAB_EXECUTABLE = fake_crontab(tmp_path, 'echo "no crontab for instrumetriq" >&2; exit 1')
-    assert doctor.read_user_crontab() == ""
+    assert doctor.cron.read_user_crontab() == ""
     result = one(doctor.check_cron(), "cron.installed")
     assert result.message.startswith("3 of 3 cron jobs are not installed (build_daily at '30 0 * * *'; ")
     assert result.message.endswith("run `manage.py crontab add` as the user that runs the site.")
@@ -403,7 +403,7 @@ def test_installed_crontab_read_through_the_binary(production, tmp_path):
 
 
 def test_one_job_missing(production):
-    lines = doctor.expected_cron_lines()
+    lines = doctor.cron.expected_cron_lines()
     result = one(doctor.check_cron(lambda: "\n".join(lines[:2])), "cron.installed")
     assert result.message.startswith("1 of 3 cron jobs are not installed (rotate_tokens --mode promote at '0 0 * * 1')")
 
@@ -427,7 +427,7 @@ def test_jobs_installed_from_another_python_are_a_warning(production):
 
 
 def test_command_prints_a_line_per_check_and_fails_on_errors(production, monkeypatch):
-    monkeypatch.setattr(doctor, "read_user_crontab", lambda: "")
+    monkeypatch.setattr(doctor.cron, "read_user_crontab", lambda: "")
     out = io.StringIO()
     with pytest.raises(CommandError, match=r"^doctor: \d+ ok, \d+ warning\(s\), \d+ failure\(s\); skipped: checks$"):
         call_command("doctor", "--skip", "checks", stdout=out)

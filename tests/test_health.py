@@ -8,6 +8,7 @@ from django.db import DatabaseError
 
 from deliveries import health, mtd, storage
 from deliveries.models import BuildRun, DailyFile
+from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
 
 from .factories import daily_keys, mtd_keys, publish_day
@@ -37,7 +38,7 @@ def healthy_system(through=TODAY - timedelta(days=1)):
         for offset in range(3):
             publish_day(tier, through - timedelta(days=offset))
         mtd.build_month(tier, mtd.month_start(through), today=through + timedelta(days=1))
-    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 0, 30, tzinfo=UTC))
+    record_build(Outcome.SUCCESS, datetime(2026, 11, 20, 0, 30, tzinfo=UTC))
 
 
 def codes(problems):
@@ -47,7 +48,6 @@ def codes(problems):
 def test_a_healthy_system_has_no_problems():
     healthy_system()
     assert health.run_checks(now=AFTER_DEADLINE) == []
-    assert health.is_healthy(now=AFTER_DEADLINE)
 
 
 def test_newest_day_older_than_yesterday_after_the_deadline_is_stale():
@@ -84,22 +84,22 @@ def test_a_tier_with_no_published_day_is_a_problem():
 
 def test_the_last_finished_build_daily_run_failing_is_a_problem_until_one_succeeds():
     healthy_system()
-    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    record_build(Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
     BuildRun.objects.create(command="build_daily", started_at=datetime(2026, 11, 20, 2, 0, tzinfo=UTC))  # running
-    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), command="build_mtd")
+    record_build(Outcome.SUCCESS, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), command="build_mtd")
     problems = health.run_checks(now=AFTER_DEADLINE)
     assert codes(problems) == [("build_failed", None)]
     assert problems[0].message == "last build_daily run (started 2026-11-20 01:00 UTC) failed"
-    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC))
+    record_build(Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC))
     assert health.run_checks(now=AFTER_DEADLINE) == []
 
 
 def test_a_failed_manual_backfill_of_a_past_day_is_a_warning_not_a_failure():
     healthy_system()
-    run = record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-10-05"])
+    run = record_build(Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-10-05"])
     problems = health.run_checks(now=AFTER_DEADLINE)
     assert codes(problems) == [("backfill_failed", None)]
-    assert health.failures(problems) == [] and health.is_healthy(now=AFTER_DEADLINE)
+    assert health.failures(problems) == []
     assert problems[0].message == (
         f"manual build_daily run #{run.pk} (2026-10-05, started 2026-11-20 02:00 UTC) failed; "
         "what subscribers see is unchanged"
@@ -108,26 +108,26 @@ def test_a_failed_manual_backfill_of_a_past_day_is_a_warning_not_a_failure():
 
 def test_a_backfill_warning_lasts_until_a_later_run_succeeds():
     healthy_system()
-    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-10-01", "2026-10-31"])
+    record_build(Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-10-01", "2026-10-31"])
     assert "(2026-10-01 to 2026-10-31," in health.run_checks(now=AFTER_DEADLINE)[0].message
-    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 2, 30, tzinfo=UTC), days=["2026-10-05"])
+    record_build(Outcome.SUCCESS, datetime(2026, 11, 20, 2, 30, tzinfo=UTC), days=["2026-10-05"])
     assert health.run_checks(now=AFTER_DEADLINE) == []
 
 
 def test_a_failed_backfill_does_not_hide_a_failed_nightly_run():
     healthy_system()
-    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))  # the nightly run
-    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC), days=["2026-10-05"])
+    record_build(Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))  # the nightly run
+    record_build(Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC), days=["2026-10-05"])
     assert codes(health.run_checks(now=AFTER_DEADLINE)) == [("build_failed", None)]
 
 
 def test_a_backfill_that_left_a_listed_day_broken_fails_through_the_object_check():
     healthy_system()
-    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-11-18"])
+    record_build(Outcome.FAILED, datetime(2026, 11, 20, 2, 0, tzinfo=UTC), days=["2026-11-18"])
     storage.delete(DailyFile.objects.get(tier="tier2", date=date(2026, 11, 18)).key)
     problems = health.run_checks(now=AFTER_DEADLINE)
     assert [(p.code, p.severity) for p in problems] == [("backfill_failed", "warn"), ("object_missing", "fail")]
-    assert not health.is_healthy(now=AFTER_DEADLINE)
+    assert health.failures(problems) == [problems[1]]
 
 
 def test_any_outcome_but_success_or_nothing_to_do_counts_as_failed():
@@ -141,20 +141,20 @@ def test_any_outcome_but_success_or_nothing_to_do_counts_as_failed():
 
 def test_a_later_dry_run_or_locked_run_does_not_hide_a_failed_build():
     healthy_system()
-    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
-    record_build(BuildRun.Outcome.DRY_RUN, datetime(2026, 11, 20, 1, 10, tzinfo=UTC))
-    record_build(BuildRun.Outcome.LOCKED, datetime(2026, 11, 20, 1, 20, tzinfo=UTC))
+    record_build(Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    record_build(Outcome.DRY_RUN, datetime(2026, 11, 20, 1, 10, tzinfo=UTC))
+    record_build(Outcome.LOCKED, datetime(2026, 11, 20, 1, 20, tzinfo=UTC))
     assert codes(health.run_checks(now=AFTER_DEADLINE)) == [("build_failed", None)]
 
 
 def test_a_crashed_last_build_is_a_failed_build_until_a_later_one_finishes():
     healthy_system()
-    record_build(BuildRun.Outcome.CRASHED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    record_build(Outcome.CRASHED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
     BuildRun.objects.create(command="build_daily", started_at=datetime(2026, 11, 20, 1, 5, tzinfo=UTC))  # the rerun
     problems = health.run_checks(now=AFTER_DEADLINE)
     assert codes(problems) == [("build_failed", None)]
     assert problems[0].message == "last build_daily run (started 2026-11-20 01:00 UTC) crashed"
-    record_build(BuildRun.Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC))
+    record_build(Outcome.SUCCESS, datetime(2026, 11, 20, 1, 30, tzinfo=UTC))
     assert health.run_checks(now=AFTER_DEADLINE) == []
 
 
@@ -230,7 +230,7 @@ def test_an_unreachable_database_is_reported_not_raised():
 
 def test_messages_are_one_line():
     healthy_system(through=TODAY - timedelta(days=3))
-    record_build(BuildRun.Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    record_build(Outcome.FAILED, datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
     problems = health.run_checks(now=AFTER_DEADLINE)
     assert problems and all("\n" not in p.message for p in problems)
 

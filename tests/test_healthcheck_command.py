@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from deliveries import mtd, storage
 from deliveries.models import BuildRun, DailyFile
+from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
 
 from .factories import publish_day
@@ -29,7 +30,7 @@ def healthy():
         mtd.build_month(tier, date(2026, 11, 1))
     BuildRun.objects.create(
         command="build_daily",
-        outcome=BuildRun.Outcome.SUCCESS,
+        outcome=Outcome.SUCCESS,
         started_at=datetime(2026, 11, 20, 0, 30, tzinfo=UTC),
         finished_at=datetime(2026, 11, 20, 0, 35, tzinfo=UTC),
     )
@@ -48,7 +49,7 @@ def test_each_problem_is_one_line_and_the_exit_is_non_zero(healthy):
         command="build_daily",
         started_at=datetime(2026, 11, 20, 1, 0, tzinfo=UTC),
         finished_at=datetime(2026, 11, 20, 1, 5, tzinfo=UTC),
-        outcome=BuildRun.Outcome.FAILED,
+        outcome=Outcome.FAILED,
         error="botocore.exceptions.ClientError: secret stuff",
     )
     out = io.StringIO()

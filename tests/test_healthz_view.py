@@ -9,6 +9,7 @@ from django.core.cache import cache
 
 from deliveries import mtd, storage
 from deliveries.models import BuildRun
+from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
 
 from .factories import publish_day
@@ -50,7 +51,7 @@ def test_a_problem_is_503_with_codes_and_messages_only(client):
         command="build_daily",
         started_at=datetime(2026, 11, 20, 0, 30, tzinfo=UTC),
         finished_at=datetime(2026, 11, 20, 0, 31, tzinfo=UTC),
-        outcome=BuildRun.Outcome.FAILED,
+        outcome=Outcome.FAILED,
         error="ClientError: SignatureDoesNotMatch for key AKIAIOSFODNN7EXAMPLE",
     )
     response = client.get("/healthz")

@@ -13,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import encoding, mtd, profile, publish, retention, splice, storage
+from deliveries import mtd, publish, retention, storage
 from deliveries.models import DailyFile, MonthBundle
+from deliveries.parquet import encoding, profile, splice
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
 
-from .factories import daily_manifest, dense_table, mtd_keys, publish_day, tier_table, written_by
+from .factories import daily_manifest, dense_table, mtd_keys, publish_daily, publish_day, tier_table, written_by
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def publish_custom(tier, day, table, row_group_size=None):
         path = Path(tmp) / "data.parquet"
         pq.write_table(table, path, compression="zstd", row_group_size=row_group_size)
         manifest = daily_manifest(tier, day, path, table.num_rows)
-        return publish.publish_daily(tier, day, path, manifest, input_fingerprint="custom")
+        return publish_daily(tier, day, path, manifest, input_fingerprint="custom")
 
 
 # --- A whole month, night by night ---------------------------------------------------------------
@@ -255,7 +256,7 @@ def test_a_daily_file_of_another_pyarrow_version_is_encoded_again_not_copied(mon
         pq.write_table(tier_table("tier3", old, rows_for(old)), path, **encoding.writer_options("tier3"))
         written_by(path, b"parquet-cpp-arrow version 19.0.1")
         manifest = daily_manifest("tier3", old, path, rows_for(old))
-        publish.publish_daily("tier3", old, path, manifest, input_fingerprint="pyarrow 19")
+        publish_daily("tier3", old, path, manifest, input_fingerprint="pyarrow 19")
     publish_days("tier3", [new])
     without_the_bundles_profile(monkeypatch)
     decoded = count_decoded_rows(monkeypatch)
@@ -501,7 +502,7 @@ def publish_dense(tier, day, rows, seed):
             for start in range(0, rows, 4):
                 writer.write_table(table.slice(start, 4))
         splice.compact(hours, path, encoding.layout(tier))
-        publish.publish_daily(tier, day, path, daily_manifest(tier, day, path, rows), input_fingerprint="dense")
+        publish_daily(tier, day, path, daily_manifest(tier, day, path, rows), input_fingerprint="dense")
     return table
 
 

@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import build, mtd, retention, sample, splice
+from deliveries import build, mtd, retention, sample
 from deliveries.models import DailyFile, MonthBundle
+from deliveries.parquet import splice
 from deliveries.tiers import Tier, schema_for
 
 pytestmark = pytest.mark.django_db

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from deliveries import locks, pipeline, sample, storage
 from deliveries.models import BuildRun, DailyFile, MonthBundle
+from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
 
 from .test_locks import lose_the_lock
@@ -44,7 +45,7 @@ def test_nightly_runs_daily_then_mtd_then_retention_then_index_then_collect():
     result = pipeline.run_nightly()
     assert result.ok
     run = BuildRun.objects.get(pk=result.run.pk)
-    assert run.outcome == BuildRun.Outcome.SUCCESS
+    assert run.outcome == Outcome.SUCCESS
     assert step_names_and_outcomes(run) == [
         ("daily", "success"),
         ("mtd", "success"),
@@ -69,7 +70,7 @@ def test_failed_build_skips_mtd_retention_and_index_but_still_collects():
     result = pipeline.run_nightly()
     assert not result.ok
     run = BuildRun.objects.get(pk=result.run.pk)
-    assert run.outcome == BuildRun.Outcome.FAILED
+    assert run.outcome == Outcome.FAILED
     assert step_names_and_outcomes(run) == [
         ("daily", "failed"),
         ("mtd", "skipped"),
@@ -105,7 +106,7 @@ def test_second_overlapping_run_sees_the_first_and_leaves():
     write_days(YESTERDAY)
     with locks.build_lock(holder="other-host:123"):
         result = pipeline.run_nightly()
-    assert result.outcome == BuildRun.Outcome.LOCKED
+    assert result.outcome == Outcome.LOCKED
     assert "other-host:123" in result.locked_by
     assert "another build is running" in result.summary()
     assert not DailyFile.objects.exists()
@@ -118,14 +119,14 @@ def test_a_run_left_running_by_a_dead_lock_holder_is_marked_crashed_and_the_next
     dead = BuildRun.objects.create(command="build_daily", holder="gone-host:41:deadbeef", steps=[{"name": "daily"}])
     dry = BuildRun.objects.create(command="build_mtd")  # a dry run never holds the lock: not judged
     result = pipeline.run_nightly()
-    assert result.outcome == BuildRun.Outcome.SUCCESS
+    assert result.outcome == Outcome.SUCCESS
     dead.refresh_from_db()
-    assert dead.outcome == BuildRun.Outcome.CRASHED
+    assert dead.outcome == Outcome.CRASHED
     assert "the process ended without recording an outcome" in dead.error
     assert result.run.holder in dead.error  # which run noticed it
     assert dead.steps == [{"name": "daily"}]  # how far it got stays readable
     dry.refresh_from_db()
-    assert dry.outcome == BuildRun.Outcome.RUNNING
+    assert dry.outcome == Outcome.RUNNING
 
 
 def test_the_lock_is_released_when_the_run_has_recorded_its_outcome():
@@ -151,7 +152,7 @@ def test_a_run_that_loses_the_lock_stops_before_its_next_day():
         result = pipeline.run_nightly(days=days_back(2))
     assert seen == days_back(2)[:1]
     run = BuildRun.objects.get(pk=result.run.pk)
-    assert run.outcome == BuildRun.Outcome.FAILED
+    assert run.outcome == Outcome.FAILED
     assert "the build lock was lost" in run.error
     assert [s["name"] for s in run.steps] == ["daily"]  # mtd, retention, index never ran
 
@@ -170,7 +171,7 @@ def test_backfill_builds_every_day_and_the_mtd_once():
 def test_dry_run_publishes_nothing_and_says_so():
     write_days(YESTERDAY)
     result = pipeline.run_nightly(dry_run=True)
-    assert result.outcome == BuildRun.Outcome.DRY_RUN
+    assert result.outcome == Outcome.DRY_RUN
     assert result.days[-1].outcome == "dry_run"
     assert not DailyFile.objects.exists()
     assert not MonthBundle.objects.exists()
@@ -181,7 +182,7 @@ def test_nothing_to_do_when_everything_is_already_published():
     write_days(YESTERDAY)
     pipeline.run_nightly()
     result = pipeline.run_nightly()
-    assert result.outcome == BuildRun.Outcome.NOTHING_TO_DO
+    assert result.outcome == Outcome.NOTHING_TO_DO
     assert result.ok
 
 
@@ -214,4 +215,4 @@ def test_unexpected_error_on_one_day_is_contained_and_the_other_days_still_run(m
     result = pipeline.run_nightly(days=days)
     assert [d.outcome for d in result.days] == ["published", "failed", "published"]
     assert "unexpected error: RuntimeError: pyarrow went sideways" in result.run.error
-    assert result.outcome == BuildRun.Outcome.FAILED
+    assert result.outcome == Outcome.FAILED

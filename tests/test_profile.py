@@ -13,8 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 import time_machine
 
-from deliveries import build, encoding, mtd, profile, sample, storage
+from deliveries import build, mtd, sample, storage
 from deliveries.models import DailyFile, MonthBundle
+from deliveries.parquet import encoding, profile
+from deliveries.parquet import preview as previews
 from deliveries.tiers import Tier, schema_for
 
 from .factories import dense_table, publish_day
@@ -309,7 +311,7 @@ def test_preview_is_the_first_20_rows_with_lists_and_strings_cut_and_structs_kep
         schema_for("tier3").field("spot_prices").type,
     )
     table = table.set_column(11, "spot_prices", prices)
-    preview = profile.preview_file(io.BytesIO(parquet_bytes(table)))
+    preview = previews.preview_file(io.BytesIO(parquet_bytes(table)))
     assert preview["columns"] == schema_for("tier3").names
     rows = preview["rows"]
     assert 1 <= len(rows) <= 20
@@ -319,33 +321,33 @@ def test_preview_is_the_first_20_rows_with_lists_and_strings_cut_and_structs_kep
     assert isinstance(rows[0]["meta"], dict) and "added_ts" in rows[0]["meta"]
     source = table.slice(0, len(rows)).to_pylist()
     assert [row["snapshot_ts"] for row in rows] == [row["snapshot_ts"] for row in source]
-    assert profile.json_size(preview) <= profile.PREVIEW_MAX_BYTES
+    assert previews.json_size(preview) <= previews.PREVIEW_MAX_BYTES
 
 
 def test_a_flat_tier_previews_all_20_rows_exactly():
     table = dense_table("tier1", 50, seed=6)
-    preview = profile.preview_file(io.BytesIO(parquet_bytes(table)))
+    preview = previews.preview_file(io.BytesIO(parquet_bytes(table)))
     assert preview["rows"] == table.slice(0, 20).to_pylist()
 
 
 def test_rows_are_dropped_from_the_end_until_the_preview_fits(monkeypatch):
     table = dense_table("tier1", 50, seed=6)
-    full = profile.preview_file(io.BytesIO(parquet_bytes(table)))
-    monkeypatch.setattr(profile, "PREVIEW_MAX_BYTES", profile.json_size(full) // 2)
-    cut = profile.preview_file(io.BytesIO(parquet_bytes(table)))
+    full = previews.preview_file(io.BytesIO(parquet_bytes(table)))
+    monkeypatch.setattr(previews, "PREVIEW_MAX_BYTES", previews.json_size(full) // 2)
+    cut = previews.preview_file(io.BytesIO(parquet_bytes(table)))
     assert 0 < len(cut["rows"]) < 20
     assert cut["rows"] == full["rows"][: len(cut["rows"])]
-    assert profile.json_size(cut) <= profile.PREVIEW_MAX_BYTES
+    assert previews.json_size(cut) <= previews.PREVIEW_MAX_BYTES
     one_more = {**cut, "rows": full["rows"][: len(cut["rows"]) + 1]}
-    assert profile.json_size(one_more) > profile.PREVIEW_MAX_BYTES  # as many rows as fit
+    assert previews.json_size(one_more) > previews.PREVIEW_MAX_BYTES  # as many rows as fit
 
 
 def test_preview_of_an_empty_file_has_no_rows():
-    assert profile.preview_file(io.BytesIO(parquet_bytes(schema_for("tier2").empty_table())))["rows"] == []
+    assert previews.preview_file(io.BytesIO(parquet_bytes(schema_for("tier2").empty_table())))["rows"] == []
 
 
 def test_preview_spells_out_numbers_json_cannot_hold():
-    assert profile.preview_value({"a": [math.nan, 1.5]}) == {"a": {"count": 2, "items": ["nan", 1.5]}}
+    assert previews.preview_value({"a": [math.nan, 1.5]}) == {"a": {"count": 2, "items": ["nan", 1.5]}}
 
 
 def test_dates_are_not_timestamps_but_ts_utc_and_at_names_are():
@@ -371,11 +373,11 @@ def test_every_daily_manifest_carries_the_profile_and_preview_of_its_published_f
         assert manifest == daily.manifest
         published = io.BytesIO(storage.read_bytes(daily.key))
         assert manifest["profile"] == profile.profile_file(published)
-        assert manifest["preview"] == profile.preview_file(published)
+        assert manifest["preview"] == previews.preview_file(published)
         assert manifest["profile"]["symbol"]["count"] == manifest["row_count"]
         assert sum(f["count"] for f in manifest["profile"]["symbol"]["frequencies"]) <= manifest["row_count"]
         assert manifest["preview"]["rows"][0]["symbol"] == pq.read_table(published).column("symbol")[0].as_py()
-        assert profile.json_size(manifest["preview"]) <= profile.PREVIEW_MAX_BYTES
+        assert previews.json_size(manifest["preview"]) <= previews.PREVIEW_MAX_BYTES
     tier3 = DailyFile.objects.get(tier="tier3").manifest["profile"]
     assert tier3["spot_prices[].mid"]["list_length"] == {"min": 12, "max": 12}
     assert tier3["snapshot_ts"]["min"].startswith("2026-11-20T")

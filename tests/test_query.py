@@ -29,11 +29,11 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from deliveries import explore, mtd, publish, storage
+from deliveries import explore, mtd, storage
 from deliveries.models import DownloadCount
 from deliveries.tiers import schema_for
 
-from .factories import daily_manifest
+from .factories import daily_manifest, publish_daily
 from .test_views_support import issue_current
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,9 +77,7 @@ def bundle(tmp_path):
         table = wide_day(day, ROWS_A_DAY, seed=index)
         path = tmp_path / f"{day}.parquet"
         pq.write_table(table, path, compression="zstd")
-        publish.publish_daily(
-            "tier1", day, path, daily_manifest("tier1", day, path, table.num_rows), input_fingerprint="q"
-        )
+        publish_daily("tier1", day, path, daily_manifest("tier1", day, path, table.num_rows), input_fingerprint="q")
         tables.append(table)
     month = days[-1].replace(day=1)
     result = mtd.build_month("tier1", month, today=today)

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import random
 import re
 import zlib
 from collections import Counter
@@ -390,11 +391,11 @@ def test_spot_prices_are_a_random_walk_every_ten_seconds(day_rows):
 
 
 def test_make_entry_is_a_parsed_line():
-    rng = sample.random.Random(1)
+    rng = random.Random(1)
     entry = sample.make_entry(rng, "AAVE", DAY, 5, samples_per_entry=3)
     assert entry["symbol"] == "AAVE" and entry["snapshot_ts"].startswith("2026-11-23T05:")
     assert len(entry["spot_prices"]) == 3 and list(entry)[-1] == "spot_prices"
-    assert sample.make_entry(sample.random.Random(1), "AAVE", DAY, 5, samples_per_entry=3) == entry
+    assert sample.make_entry(random.Random(1), "AAVE", DAY, 5, samples_per_entry=3) == entry
 
 
 def test_real_sized_entries_are_about_90_kb_mostly_spot_prices(tmp_path):

@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pytest
 
-from deliveries.shaping import Coercions, project, shape_array, shape_tier3
+from deliveries.parquet.shaping import Coercions, project, shape_array, shape_tier3
 from deliveries.tiers import SCHEMAS, Tier
 
 DOUBLES = pa.struct([("a", pa.float64()), ("b", pa.int64())])

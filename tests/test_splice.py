@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deliveries import encoding, splice
+from deliveries.parquet import encoding, splice
 from deliveries.tiers import schema_for
 
 from .factories import dense_table, written_by

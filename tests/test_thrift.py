@@ -6,8 +6,8 @@ import struct
 import pyarrow.parquet as pq
 import pytest
 
-from deliveries import thrift
-from deliveries.thrift import (
+from deliveries.parquet import thrift
+from deliveries.parquet.thrift import (
     BINARY,
     BOOL_TRUE,
     BYTE,

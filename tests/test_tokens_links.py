@@ -26,7 +26,7 @@ def overlap(issued):
 
 
 def test_outside_the_overlap_each_tier_has_one_link_with_its_plan(issued):
-    text = links.patreon_text(at=SATURDAY)
+    text = links.render(links.tier_links(), at=SATURDAY)
     for tier, plan in (("tier1", "Explorer"), ("tier2", "Analyst"), ("tier3", "Researcher")):
         assert (
             f"{plan} ({tier})\n  Link: https://data.example.com/downloads/{tier}?t={token_of(tier, 'current')}\n"
@@ -37,7 +37,7 @@ def test_outside_the_overlap_each_tier_has_one_link_with_its_plan(issued):
 
 
 def test_during_the_overlap_both_links_are_labelled_with_one_line_of_instructions(overlap):
-    text = links.patreon_text(["tier2"], at=SUNDAY + timedelta(hours=1))
+    text = links.render(links.tier_links(["tier2"]), at=SUNDAY + timedelta(hours=1))
     current, upcoming = token_of("tier2", "current"), token_of("tier2", "next")
     assert text == (
         "Patreon links for the pinned posts (generated 2025-06-08 01:00 UTC)\n"
@@ -52,7 +52,7 @@ def test_during_the_overlap_both_links_are_labelled_with_one_line_of_instruction
 
 
 def test_markdown_format(overlap):
-    text = links.patreon_text(["tier1"], fmt="markdown", at=SUNDAY)
+    text = links.render(links.tier_links(["tier1"]), "markdown", at=SUNDAY)
     assert text.startswith(
         "## Patreon links for the pinned posts\n\n_Generated 2025-06-08 00:00 UTC._\n\n### Explorer (tier1)\n"
     )
@@ -69,7 +69,7 @@ def test_markdown_format(overlap):
 
 def test_json_format(overlap):
     rotation.promote(["tier3"], at=MONDAY)
-    data = json.loads(links.patreon_text(fmt="json", at=MONDAY))
+    data = json.loads(links.render(links.tier_links(), "json", at=MONDAY))
     assert data["generated_at"] == "2025-06-09T00:00:00+00:00"
     by_tier = {item["tier"]: item for item in data["tiers"]}
     assert list(by_tier) == ["tier1", "tier2", "tier3"]
@@ -94,7 +94,7 @@ def test_tiers_without_a_token_say_how_to_fix_it(settings):
     rotation.init(["tier1"])
     items = {item.tier: item for item in links.tier_links()}
     assert items["tier1"].ok and not items["tier2"].ok
-    assert "run rotate_tokens --mode init" in links.patreon_text()
+    assert "run rotate_tokens --mode init" in links.render(links.tier_links())
 
 
 def test_a_changed_token_secret_is_reported_not_printed_as_a_wrong_link(issued, settings):
@@ -107,12 +107,12 @@ def test_a_changed_token_secret_is_reported_not_printed_as_a_wrong_link(issued, 
 
 def test_unknown_format_is_refused(issued):
     with pytest.raises(ValueError, match="unknown format"):
-        links.patreon_text(fmt="html")
+        links.render(links.tier_links(), "html")
 
 
 def test_links_are_printed_with_a_single_query(overlap, django_assert_num_queries):
     with django_assert_num_queries(1):
-        links.patreon_text()
+        links.render(links.tier_links())
 
 
 def test_a_tier_with_only_a_next_token_says_what_to_do(overlap):
@@ -120,7 +120,7 @@ def test_a_tier_with_only_a_next_token_says_what_to_do(overlap):
     item = links.tier_links(["tier1"])[0]
     assert not item.ok and item.next_url and item.current_url is None
     assert item.problem == "No current token, only a next one: run rotate_tokens --mode promote."
-    text = links.patreon_text(["tier1"])
+    text = links.render(links.tier_links(["tier1"]))
     assert "New link" in text and "Current link" not in text and item.problem in text
 
 

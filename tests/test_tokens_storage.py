@@ -81,7 +81,7 @@ def test_no_sql_statement_carries_a_token():
         for token in issued:
             for tier in Tier.values:
                 tokens.validate(tier, token)
-        links.patreon_text()
+        links.render(links.tier_links())
     sql = "\n".join(query["sql"] for query in queries.captured_queries)
     assert "INSERT" in sql.upper()
     for token in issued:

@@ -11,12 +11,12 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from deliveries import downloads, explore, mtd, publish, storage, views
+from deliveries import downloads, explore, mtd, storage, views
 from deliveries.models import DailyFile
 from deliveries.tiers import schema_for
 from tokens import rotation
 
-from .factories import daily_manifest, dense_table, publish_day, write_parquet
+from .factories import daily_manifest, dense_table, publish_daily, publish_day, write_parquet
 from .test_views_support import NOW, TODAY, issue_current, live_tokens, publish_scenario
 
 pytestmark = pytest.mark.django_db
@@ -311,7 +311,7 @@ def publish_dense_day(tier, day, rows, seed):
     with tempfile.TemporaryDirectory() as tmp:
         path = write_parquet(dense_table(tier, rows, seed=seed), Path(tmp) / "data.parquet")
         manifest = daily_manifest(tier, day, path, rows)
-        return publish.publish_daily(tier, day, path, manifest, input_fingerprint=f"dense-{seed}")
+        return publish_daily(tier, day, path, manifest, input_fingerprint=f"dense-{seed}")
 
 
 def test_columns_show_the_newest_days_profile_next_to_each_type(client, token):

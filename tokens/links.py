@@ -97,10 +97,6 @@ def _secret_changed(opened, tiers):
     return not any(isinstance(_open(row), str) for row in others)
 
 
-def patreon_text(tiers=None, fmt="text", at=None):
-    return render(tier_links(tiers), fmt, at=at)
-
-
 def render(links, fmt="text", at=None):
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")

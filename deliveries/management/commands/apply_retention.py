@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from deliveries import locks, retention, storage
-from deliveries.models import BuildRun
+from deliveries.outcomes import Outcome
 from deliveries.runs import recorded_run
 from deliveries.tiers import Tier
 
@@ -29,10 +29,10 @@ class Command(BaseCommand):
                 for tier, line in self.tier_lines(report):
                     self.stdout.write(line)
                     recorder.run.results.append(
-                        {"tier": tier, "outcome": "dry_run" if dry_run else "success", "message": line}
+                        {"tier": tier, "outcome": Outcome.DRY_RUN if dry_run else Outcome.SUCCESS, "message": line}
                     )
                 if dry_run:
-                    recorder.finish(BuildRun.Outcome.DRY_RUN)
+                    recorder.finish(Outcome.DRY_RUN)
         except locks.BuildLocked as exc:
             raise CommandError(
                 f"retention not applied: {exc}; rerun it once that one has finished", returncode=locks.EXIT_LOCKED

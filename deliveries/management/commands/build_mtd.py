@@ -4,17 +4,17 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import pluralize
 
 from deliveries import locks, mtd
-from deliveries.models import BuildRun
+from deliveries.outcomes import Outcome
 from deliveries.runs import recorded_run
 from deliveries.tiers import Tier
 
 LABELS = {
-    "built": "built",
-    "unchanged": "unchanged",
-    "no_days": "without days",
-    "closed": "closed",
-    "dry_run": "would build",
-    "failed": "failed",
+    Outcome.BUILT: "built",
+    Outcome.UNCHANGED: "unchanged",
+    Outcome.NO_DAYS: "without days",
+    Outcome.CLOSED: "closed",
+    Outcome.DRY_RUN: "would build",
+    Outcome.FAILED: "failed",
 }
 
 
@@ -54,13 +54,13 @@ class Command(BaseCommand):
                     )
                     self.stdout.write(f"{result.tier} {result.month_label}: {result.outcome}: {result.message}")
                 summary = summarise(results)
-                if any(r.outcome == "failed" for r in results):
-                    recorder.finish(BuildRun.Outcome.FAILED, error=summary)
+                if any(r.outcome == Outcome.FAILED for r in results):
+                    recorder.finish(Outcome.FAILED, error=summary)
                     raise CommandError(summary)
                 if dry_run:
-                    recorder.finish(BuildRun.Outcome.DRY_RUN)
-                elif not any(r.outcome == "built" for r in results):
-                    recorder.finish(BuildRun.Outcome.NOTHING_TO_DO)
+                    recorder.finish(Outcome.DRY_RUN)
+                elif not any(r.outcome == Outcome.BUILT for r in results):
+                    recorder.finish(Outcome.NOTHING_TO_DO)
         except locks.BuildLocked as exc:
             raise CommandError(
                 f"not built: {exc}; rerun it once that one has finished", returncode=locks.EXIT_LOCKED

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from deliveries import collect, locks, storage
-from deliveries.models import BuildRun
+from deliveries.outcomes import Outcome
 from deliveries.runs import recorded_run
 
 
@@ -26,12 +26,12 @@ class Command(BaseCommand):
                     for key in report.orphans:
                         self.stdout.write(f"orphan {key}")
                 recorder.run.results.append(
-                    {"outcome": "dry_run" if dry_run else "success", "message": report.summary()}
+                    {"outcome": Outcome.DRY_RUN if dry_run else Outcome.SUCCESS, "message": report.summary()}
                 )
                 if dry_run:
-                    recorder.finish(BuildRun.Outcome.DRY_RUN)
+                    recorder.finish(Outcome.DRY_RUN)
                 elif not report.objects:
-                    recorder.finish(BuildRun.Outcome.NOTHING_TO_DO)
+                    recorder.finish(Outcome.NOTHING_TO_DO)
         except locks.BuildLocked as exc:
             raise CommandError(
                 f"nothing collected: {exc}; rerun it once that one has finished", returncode=locks.EXIT_LOCKED

@@ -1,5 +1,5 @@
 """What a written Parquet file holds, for its manifest: a profile of every leaf column and a preview
-of its first rows. Computed at build time from the file itself, so the page never reads Parquet.
+of its first rows (``preview``). Computed at build time from the file itself, so the page never reads Parquet.
 
 The file is streamed: a few columns at a time (the small ones together, the wide columns of tier
 3's price samples, ~92% of a day, alone or in twos), in record batches of about BATCH_BYTES, so
@@ -12,7 +12,6 @@ Leaf paths are those of the manifest's ``coerced_values``: ``meta.added_ts``, ``
 Plain pyarrow (``pyarrow.compute``) throughout.
 """
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from .preview import preview_file
 
 HISTOGRAM_BINS = 10
 TOP_FREQUENCIES = 20
@@ -29,11 +30,6 @@ BATCH_BYTES = 8 * 1024 * 1024  # decoded bytes of a record batch (estimated from
 GROUP_ROWS = 8192  # narrow columns are read together while a batch of them holds this many rows
 WIDE_ROWS = 256  # and wide ones (a list's elements) while a batch holds this many
 KEEP_BYTES = 16 * 1024 * 1024  # numbers of a column kept to bin once its range is known
-
-PREVIEW_ROWS = 20
-PREVIEW_LIST_ITEMS = 5
-PREVIEW_STRING_CHARS = 80
-PREVIEW_MAX_BYTES = 64 * 1024
 
 
 # --- Leaves ----------------------------------------------------------------------------------------
@@ -390,43 +386,6 @@ def profile_file(source, *, ranges=None):
         for path, values, _ in _batches(parquet_file, group, batch_size):
             profiles[path].add_to_histogram(values)
     return {leaf.path: profiles[leaf.path].result() for leaf in leaves}
-
-
-# --- A file's first rows ---------------------------------------------------------------------------
-
-
-def preview_value(value):
-    """A value as the preview shows it: lists cut to their first items with their length, long
-    strings cut, structs kept as objects, numbers JSON can not hold spelled out."""
-    if isinstance(value, dict):
-        return {key: preview_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return {"count": len(value), "items": [preview_value(item) for item in value[:PREVIEW_LIST_ITEMS]]}
-    if isinstance(value, str) and len(value) > PREVIEW_STRING_CHARS:
-        return value[:PREVIEW_STRING_CHARS] + "…"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def preview_file(source, rows=PREVIEW_ROWS):
-    """The file's first ``rows`` rows as JSON-ready objects, cut (``preview_value``) and bounded:
-    rows are dropped from the end until the preview fits PREVIEW_MAX_BYTES."""
-    parquet_file = pq.ParquetFile(source, pre_buffer=False)  # the first pages, not whole column chunks
-    batch = next(parquet_file.iter_batches(batch_size=rows, use_threads=False), None)
-    records = [] if batch is None else [preview_value(row) for row in batch.slice(0, rows).to_pylist()]
-    preview = {"columns": parquet_file.schema_arrow.names, "rows": []}
-    # json.dumps writes a list's items joined by ", ": the size with n rows, without writing it n times
-    size = json_size(preview) + sum(json_size(row) for row in records) + 2 * max(len(records) - 1, 0)
-    while records and size > PREVIEW_MAX_BYTES:
-        size -= json_size(records.pop()) + (2 if records else 0)
-    preview["rows"] = records
-    return preview
-
-
-def json_size(value):
-    """Bytes of ``value`` as JSON (``json.dumps`` defaults, UTF-8)."""
-    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
 
 
 def ranges_of(profiles):

@@ -18,7 +18,7 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .tiers import SOURCE_NAMES, TIER3_SCHEMA, TIER_COLUMNS, Tier
+from ..tiers import SOURCE_NAMES, TIER3_SCHEMA, TIER_COLUMNS, Tier
 
 NoneType = type(None)
 MAX_EXACT_INT_IN_DOUBLE = 2**53

@@ -18,11 +18,11 @@ chosen so that this never holds more than ``SIDE_BYTES`` of decoded data.
 The footer is written with ``thrift``; everything else about the file (schema, Arrow schema,
 column orders, writer version) comes from an empty file pyarrow wrote with the same schema. So a
 spliced file says it was written by the installed pyarrow (``created_by``), and chunks are copied
-only from files that say the same (``Layout.refusal``): readers work around known bugs of a writer
+only from files that say the same (``footer.Layout.refusal``): readers work around known bugs of a writer
 version by that field, and a chunk must not claim another writer than its own.
 
 Fenced in three ways: a file written here is read back by Arrow, every row group decoded, before
-anybody publishes it (``check_reads_back``); ``PARQUET_SPLICE=0`` makes the callers use
+anybody publishes it (``readback.check_reads_back``); ``PARQUET_SPLICE=0`` makes the callers use
 ``encoding.EncodingWriter`` instead, which writes the same rows with pyarrow alone; and the tests
 read every tier's files with DuckDB as well as pyarrow.
 """
@@ -32,34 +32,51 @@ import io
 import os
 import struct
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import thrift
+from .footer import (
+    CHUNK_CRYPTO,
+    CHUNK_ENCRYPTED_META,
+    CHUNK_FILE_OFFSET,
+    CHUNK_FILE_PATH,
+    CHUNK_META,
+    FILE_NUM_ROWS,
+    FILE_ROW_GROUPS,
+    MAGIC,
+    META_BLOOM_OFFSET,
+    META_CODEC,
+    META_COMPRESSED,
+    META_DATA_PAGE,
+    META_DICTIONARY_PAGE,
+    META_ENCODING_STATS,
+    META_ENCODINGS,
+    META_KEY_VALUE,
+    META_NUM_VALUES,
+    META_PATH,
+    META_SIZE_STATISTICS,
+    META_STATISTICS,
+    META_TYPE,
+    META_UNCOMPRESSED,
+    RG_COLUMNS,
+    RG_FILE_OFFSET,
+    RG_NUM_ROWS,
+    RG_TOTAL_BYTE_SIZE,
+    RG_TOTAL_COMPRESSED,
+    Source,
+    SpliceError,
+)
+from .readback import check_reads_back
 from .thrift import I32, I64, LIST, STRUCT, Struct
 
-MAGIC = b"PAR1"
 RUN_BYTES = 256 * 1024 * 1024  # decoded bytes of source row groups merged into one row group
 SIDE_BYTES = 32 * 1024 * 1024  # decoded bytes of fields encoded again at a time
 COPY_BLOCK = 8 * 1024 * 1024
 ENCODE_BYTES = 32 * 1024 * 1024  # decoded bytes a row group of rows that must be encoded (``encode``)
-READ_BACK_BYTES = 4 * 1024 * 1024  # decoded bytes a batch when a written file is read back
-READ_BACK_BUFFER = 64 * 1024  # bytes read at a time for each column while reading back
-
-# Parquet's thrift field ids (parquet.thrift).
-FILE_SCHEMA, FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_CREATED_BY = 2, 3, 4, 6
-RG_COLUMNS, RG_TOTAL_BYTE_SIZE, RG_NUM_ROWS, RG_FILE_OFFSET, RG_TOTAL_COMPRESSED = 1, 2, 3, 5, 6
-CHUNK_FILE_PATH, CHUNK_FILE_OFFSET, CHUNK_META, CHUNK_CRYPTO, CHUNK_ENCRYPTED_META = 1, 2, 3, 8, 9
-(META_TYPE, META_ENCODINGS, META_PATH, META_CODEC, META_NUM_VALUES, META_UNCOMPRESSED, META_COMPRESSED) = range(1, 8)
-META_KEY_VALUE, META_DATA_PAGE, META_INDEX_PAGE, META_DICTIONARY_PAGE, META_STATISTICS = 8, 9, 10, 11, 12
-META_ENCODING_STATS, META_BLOOM_OFFSET, META_BLOOM_LENGTH, META_SIZE_STATISTICS = 13, 14, 15, 16
-SCHEMA_TYPE, SCHEMA_NAME, SCHEMA_NUM_CHILDREN = 1, 4, 5
-COLUMN_META_DEPTH = 3  # RowGroup (0) > columns list > ColumnChunk (2) > ColumnMetaData (3)
 DICTIONARY_ENCODINGS = {2, 8}  # PLAIN_DICTIONARY, RLE_DICTIONARY
-CODECS = {"none": 0, "snappy": 1, "gzip": 2, "lzo": 3, "brotli": 4, "lz4": 7, "zstd": 6}  # writer name -> Parquet's
 # Metadata kept when a chunk is copied whole: everything but what points outside the chunk (page
 # indexes, bloom filters, which are not copied) and the offsets, which are moved.
 KEPT_WHOLE = {
@@ -76,131 +93,6 @@ KEPT_WHOLE = {
     META_SIZE_STATISTICS,
     17,  # geospatial statistics
 }
-
-
-class SpliceError(Exception):
-    """A source file this module cannot take column chunks from as they are."""
-
-
-def read_footer(fh):
-    """The FileMetaData Struct of an open Arrow file (``read_at``/``size``); its row groups are
-    parsed when asked for (``thrift.LazyStructs``)."""
-    size = fh.size()
-    if size < 12:
-        raise SpliceError("not a Parquet file: too short")
-    tail = bytes(fh.read_at(8, size - 8))
-    if tail[4:] != MAGIC:
-        raise SpliceError("not a plain Parquet file (no PAR1 footer; encrypted?)")
-    length = struct.unpack("<I", tail[:4])[0]
-    if length > size - 12:
-        raise SpliceError("Parquet footer longer than the file")
-    raw = fh.read_at(length, size - 8 - length)
-    try:
-        # Row groups are parsed when asked for; in them, a column chunk's statistics, size and
-        # encoding statistics and such stay encoded: they are copied, seldom read.
-        footer, used = thrift.loads(raw, lazy={FILE_ROW_GROUPS}, raw_depth=COLUMN_META_DEPTH)
-    except thrift.ThriftError as exc:
-        raise SpliceError(f"unreadable Parquet footer: {exc}") from exc
-    if used != length:
-        raise SpliceError("Parquet footer has trailing bytes")
-    return footer
-
-
-def _leaf_paths(schema_elements):
-    """The leaf columns' paths, in file order, from the flattened schema (root first)."""
-    paths, stack = [], []  # stack: [name, children left] of the groups being walked
-    for index, element in enumerate(schema_elements):
-        name = element.value(SCHEMA_NAME, b"").decode("utf-8")
-        if index == 0:
-            stack.append(["", element.value(SCHEMA_NUM_CHILDREN, 0)])
-            continue
-        stack[-1][1] -= 1
-        if SCHEMA_TYPE in element:
-            paths.append(tuple(entry[0] for entry in stack[1:]) + (name,))
-        else:
-            stack.append([name, element.value(SCHEMA_NUM_CHILDREN, 0)])
-        while len(stack) > 1 and stack[-1][1] == 0:
-            stack.pop()
-    return paths
-
-
-class Layout:
-    """What every file of one Arrow schema, written with one set of writer options, looks like."""
-
-    def __init__(self, schema, options):
-        self.schema = schema
-        self.options = dict(options)
-        self.codec = CODECS[str(self.options.get("compression", "snappy")).lower()]
-        sink = io.BytesIO()
-        pq.ParquetWriter(sink, schema, **self.options).close()
-        empty = pa.BufferReader(sink.getvalue())
-        self.template = read_footer(empty)
-        self.created_by = self.template.value(FILE_CREATED_BY)
-        self.parquet_schema = pq.ParquetFile(empty).schema
-        self.leaf_paths = _leaf_paths(self.template.value(FILE_SCHEMA)[1])
-        self.fields = [
-            (name, [i for i, path in enumerate(self.leaf_paths) if path[0] == name]) for name in schema.names
-        ]
-
-    def refusal(self, source):
-        """Why the source's chunks cannot be copied under this layout as they are, or None.
-
-        Its schema must be the layout's, and its writer the installed pyarrow: the file written
-        says ``created_by`` this pyarrow, and readers decide by that field whether to trust a
-        writer's statistics or work around its known bugs. A file of another writer version
-        (a daily file published before a pyarrow upgrade) is encoded again, once: the next
-        bundle is written by this version and copied from then on."""
-        try:
-            parquet = source.parquet
-            same_schema = parquet.schema.equals(self.parquet_schema) and parquet.schema_arrow.equals(self.schema)
-        except (pa.ArrowException, OSError) as exc:
-            return f"not readable by Arrow: {exc}"
-        if not same_schema:
-            return "the file's schema is not the layout's"
-        created_by = source.footer.value(FILE_CREATED_BY)
-        if created_by != self.created_by:
-            return f"written by {_writer_name(created_by)}, not by {_writer_name(self.created_by)}"
-        return None
-
-    def accepts(self, source):
-        """True when the source's chunks can be copied under this layout as they are."""
-        return self.refusal(source) is None
-
-    def options_for(self, names):
-        """The writer options restricted to some fields (pyarrow rejects paths not in the schema)."""
-        options = dict(self.options)
-        for key in ("use_dictionary", "write_statistics", "use_byte_stream_split", "column_encoding"):
-            value = options.get(key)
-            if isinstance(value, list | tuple):
-                options[key] = [path for path in value if path.split(".")[0] in names]
-        return options
-
-
-def _writer_name(created_by):
-    return created_by.decode("utf-8", "replace") if created_by else "an unnamed writer"
-
-
-class Source:
-    """An open Parquet file (an Arrow ``NativeFile``) whose column chunks can be copied."""
-
-    def __init__(self, fh):
-        self.fh = fh
-        self.footer = read_footer(fh)
-        self.row_groups = self.footer.value(FILE_ROW_GROUPS, (STRUCT, []))[1]
-
-    @cached_property
-    def parquet(self):
-        return pq.ParquetFile(self.fh)
-
-    @property
-    def num_row_groups(self):
-        return len(self.row_groups)
-
-    def rows(self, group):
-        return self.row_groups[group].value(RG_NUM_ROWS)
-
-    def chunks(self, group):
-        return self.row_groups[group].value(RG_COLUMNS)[1]
 
 
 def _meta(chunk):
@@ -509,55 +401,6 @@ def gathered(tables, limit):
             buffer, buffered = [], 0
     if buffer:
         yield pa.concat_tables(buffer)
-
-
-def check_reads_back(path, layout, group_rows, *, in_full=None, data_end=None):
-    """Arrow must read the file written as its writer meant it, before anybody publishes it.
-
-    First the footer: the rows of every row group, the schema, every chunk between the leading
-    magic and the footer (``data_end``, default where the footer starts). Then the row groups are
-    decoded: those ``in_full`` flags (default all) to their last row, about ``READ_BACK_BYTES`` at
-    a time, and each must give its rows; the others to their first row. A row group whose chunks
-    were all copied whole holds its sources' bytes in their order, so its first row (the first
-    page of every column, dictionary included) shows that every offset moved right; decoding the
-    rest would decode its sources again (pyarrow's own files, or read back in full when they were
-    merged). A row group of a run of several (``Writer.merged``) holds chunks that are new:
-    its pages' value counts and offsets are only proven by decoding it all. Either way, what this
-    module got wrong shows here, not in a subscriber's reader, nor only as a footer Arrow cannot
-    parse."""
-    try:
-        # Page by page, no threads: memory stays a few MB whatever the row group (a day of tier 3).
-        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BACK_BUFFER)
-        metadata = parquet.metadata
-        if data_end is None:
-            data_end = os.path.getsize(path) - 8 - metadata.serialized_size
-        groups = [metadata.row_group(group) for group in range(metadata.num_row_groups)]
-        matches = (
-            [group.num_rows for group in groups] == list(group_rows)
-            and metadata.num_rows == sum(group_rows)
-            and parquet.schema_arrow.equals(layout.schema)
-            and all(_inside(group.column(i), data_end) for group in groups for i in range(group.num_columns))
-        )
-        if not matches:
-            raise SpliceError("the file written does not read back as written")
-        for index, group in enumerate(groups):
-            full = in_full is None or in_full[index]
-            batch = max(1, group.num_rows * READ_BACK_BYTES // max(group.total_byte_size, 1)) if full else 1
-            batches = parquet.iter_batches(batch_size=batch, row_groups=[index], use_threads=False)
-            decoded = sum(b.num_rows for b in batches) if full else getattr(next(batches, None), "num_rows", 0)
-            if decoded != (group.num_rows if full else 1):
-                raise SpliceError(f"row group {index} of the file written decodes to {decoded} rows")
-    except (pa.ArrowException, OSError) as exc:
-        raise SpliceError(f"the file written does not read back: {exc}") from exc
-
-
-def _inside(column, data_end):
-    """True when an Arrow ``ColumnChunkMetaData``'s pages (from its dictionary page, if any) lie
-    between the leading magic and the footer."""
-    start = column.data_page_offset
-    if column.has_dictionary_page and column.dictionary_page_offset:
-        start = min(column.dictionary_page_offset, start)
-    return start >= len(MAGIC) and start + column.total_compressed_size <= data_end
 
 
 def compact(path, out, layout, writer=Writer):

@@ -5,9 +5,10 @@ files have flaws, and each is handled by one rule, in its own function, so that 
 apply the same rules (or fall back to this one) and agree with it exactly:
 
 - a hour file that is empty, not gzip, or gzip with nothing readable in it is a *bad hour*
-  (``hour_file_problem``): not read, counted as missing (``MIN_HOURS``, ``is_partial``) and listed
-  in the manifest with its reason;
-- a line longer than ``max_line_bytes`` is skipped without being held in memory (``HourLines``);
+  (``gzip_lines.hour_file_problem``): not read, counted as missing (``MIN_HOURS``, ``is_partial``)
+  and listed in the manifest with its reason;
+- a line longer than ``max_line_bytes`` is skipped without being held in memory
+  (``gzip_lines.HourLines``);
 - a blank line, a line that is not JSON or not a JSON object (``parse_line``), an entry without a
   required field or with one of the wrong type (``entry_problem``) is skipped and counted;
 - an entry that repeats an earlier one of the day byte for byte (same ``symbol`` and
@@ -15,38 +16,25 @@ apply the same rules (or fall back to this one) and agree with it exactly:
   as ``duplicate``; one with the key of an earlier entry but other content is kept, both are, and
   counted as a conflicting duplicate (``SeenEntries``);
 - a truncated gzip member at the end of an hour still being written keeps what decompressed before
-  the cut (``HourLines``).
+  the cut (``gzip_lines.HourLines``).
 
 A bad line is counted with its reason, never fatal.
 """
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from .tiers import REQUIRED_KEYS
+from ..tiers import REQUIRED_KEYS
+from .gzip_lines import DEFAULT_MAX_LINE_BYTES, HourLines, hour_file_problem
 
 HOURS = tuple(f"{h:02d}" for h in range(24))
 DAY_FOLDER = re.compile(r"^\d{8}$")
-READ_CHUNK = 1024 * 1024  # compressed bytes read at a time, and decompressed bytes made at a time
-PROBE_CHUNK = 64 * 1024
-DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024  # settings.MAX_LINE_BYTES; a real entry is about 100 KB
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-class BadHour:
-    """Why an hour file is not read at all (the manifest's ``bad_hours`` values)."""
-
-    EMPTY = "empty"  # no bytes, or a gzip stream with nothing in it (yet)
-    NOT_GZIP = "not_gzip"  # does not start as gzip does
-    CORRUPT = "corrupt_gzip"  # starts as gzip, but not one byte of it can be decompressed
 
 
 class Skip:
@@ -172,40 +160,6 @@ def find_day(root, day):
     return DayFiles(day, folder, files)
 
 
-def hour_file_problem(path, size=None):
-    """The BadHour reason of an hour file, or None when it holds data to read.
-
-    Reads only until the first decompressed byte (a few KB of a real file): a gzip stream that
-    yields anything is read, and any flaw after that is the reader's to count.
-    """
-    if size == 0:
-        return BadHour.EMPTY
-    with open(path, "rb") as fh:
-        head = fh.read(len(GZIP_MAGIC))
-        if not head:
-            return BadHour.EMPTY
-        if head != GZIP_MAGIC:
-            return BadHour.NOT_GZIP
-        fh.seek(0)
-        decompressor = zlib.decompressobj(wbits=31)
-        while chunk := fh.read(PROBE_CHUNK):
-            data = chunk
-            while data:
-                try:
-                    if decompressor.decompress(data, 1):
-                        return None
-                except zlib.error:
-                    return BadHour.CORRUPT
-                if decompressor.eof:  # an empty member: look at the next one, if any
-                    data = decompressor.unused_data
-                    decompressor = zlib.decompressobj(wbits=31)
-                    if not data.strip(b"\x00"):
-                        data = b""
-                else:
-                    data = decompressor.unconsumed_tail
-    return BadHour.EMPTY
-
-
 def parse_line(raw):
     """(entry, None) for a line that is an entry, else (None, the Skip reason)."""
     if not raw.strip():
@@ -321,82 +275,6 @@ def read_hour(hour_file, *, seen=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
         append(entry)
     result.truncated = lines.truncated
     return result
-
-
-class HourLines:
-    """Iterate a gzip file's lines (bytes, without the newline), member after member.
-
-    Memory is bounded whatever the file holds: at most ``READ_CHUNK`` bytes are decompressed at a
-    time, and a line longer than ``max_line_bytes`` is dropped as it streams by and stands as None.
-
-    A file that ends inside a gzip member (an hour still being written) or holds corrupt data sets
-    ``truncated``; what decompressed before the cut is still yielded, including the partial last
-    line, whose parse then fails and is counted, so no text is lost silently.
-    """
-
-    def __init__(self, path, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
-        self.path = path
-        self.max_line_bytes = max_line_bytes
-        self.truncated = False
-
-    def __iter__(self):
-        self._pending = bytearray()
-        self._too_long = False
-        decompressor = zlib.decompressobj(wbits=31)
-        fed = False
-        with open(self.path, "rb") as fh:
-            while chunk := fh.read(READ_CHUNK):
-                data, more = chunk, False
-                while data or more:  # ``more``: a full chunk came out, zlib may hold the rest
-                    fed = True
-                    try:
-                        text = decompressor.decompress(data, READ_CHUNK)
-                    except zlib.error:
-                        self.truncated = True
-                        break
-                    more = len(text) == READ_CHUNK
-                    if text:
-                        yield from self._lines(text)
-                    if decompressor.eof:
-                        data, more = decompressor.unused_data, False
-                        decompressor = zlib.decompressobj(wbits=31)
-                        fed = False
-                        if not data.strip(b"\x00"):
-                            data = b""
-                    else:
-                        data = decompressor.unconsumed_tail
-                if self.truncated:
-                    break
-        if fed and not decompressor.eof:
-            self.truncated = True
-            with contextlib.suppress(zlib.error):
-                yield from self._lines(decompressor.flush())
-        if self._too_long:
-            yield None
-        elif self._pending:
-            yield bytes(self._pending)
-
-    def _lines(self, text):
-        start = 0
-        limit = self.max_line_bytes
-        while True:
-            end = text.find(b"\n", start)
-            piece = text[start:] if end < 0 else text[start:end]
-            if not self._too_long:
-                if len(self._pending) + len(piece) > limit:
-                    self._too_long = True
-                    self._pending.clear()
-                else:
-                    self._pending += piece
-            if end < 0:
-                return
-            if self._too_long:
-                self._too_long = False
-                yield None
-            else:
-                yield bytes(self._pending)
-                self._pending.clear()
-            start = end + 1
 
 
 def read_day(day_files, *, max_line_bytes=DEFAULT_MAX_LINE_BYTES):

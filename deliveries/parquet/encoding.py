@@ -21,9 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import splice
-from .splice import Layout, SpliceError
-from .tiers import schema_for
+from ..tiers import schema_for
+from . import readback, splice
+from .footer import Layout, SpliceError
 
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
@@ -126,7 +126,7 @@ class EncodingWriter:
             for block in iter(lambda: fh.read(splice.COPY_BLOCK), b""):
                 digest.update(block)
         # pyarrow's own file: its footer and each row group's first row, as for chunks copied whole.
-        splice.check_reads_back(self.path, self.layout, self.group_rows, in_full=[False] * len(self.group_rows))
+        readback.check_reads_back(self.path, self.layout, self.group_rows, in_full=[False] * len(self.group_rows))
         return digest.hexdigest(), self.path.stat().st_size, self.rows
 
 
