@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import archive, encoding, publish, splice, storage
+from . import archive, encoding, fastjson, publish, splice, storage
 from .models import DailyFile
 from .shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
@@ -78,8 +78,10 @@ def yesterday(now=None):
     return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=1)
 
 
-def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, progress=None, now=None):
-    """Build and publish one day. Never raises for bad input: the result says what happened."""
+def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, progress=None, now=None, reader=None):
+    """Build and publish one day. Never raises for bad input: the result says what happened.
+
+    ``reader``: ``"fast"`` or ``"strict"`` (default: settings.ARCHIVE_READER), see ``read_hours``."""
     started = timezone.now()
     tiers = Tier.selected(tiers)
     today = (now or timezone.now()).astimezone(UTC).date()
@@ -123,7 +125,7 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
         )
     with tempfile.TemporaryDirectory(prefix="instrumetriq-build-", dir=storage.scratch_dir()) as tmp:
         try:
-            written = write_day_files(day_files, tiers, Path(tmp), progress=progress)
+            written = write_day_files(day_files, tiers, Path(tmp), progress=progress, reader=reader)
         except OSError as exc:
             return DayResult(
                 day, Outcome.FAILED, f"could not write the Parquet files: {exc}", hours_found=found, cause=Cause.SYSTEM
@@ -173,6 +175,8 @@ class WrittenDay:
     max_ts: str | None
     symbols: int
     conflicting_duplicates: int = 0
+    hours_fast: int = 0
+    hours_strict: int = 0
 
     @property
     def row_count(self):
@@ -193,6 +197,8 @@ class WrittenDay:
             "coverage_ratio": round(day_files.hours_found / 24, 4),
             "is_partial": bool(day_files.missing_hours),
             "bad_hours": day_files.bad_hours,
+            "hours_fast": self.hours_fast,
+            "hours_strict": self.hours_strict,
             "rows_by_hour": {hour: self.rows_by_hour.get(hour, 0) for hour in archive.HOURS},
             "skipped_lines": {
                 "total": self.skipped_total,
@@ -226,7 +232,36 @@ def coercions_for_tier(coercions, tier):
     return dict(sorted(renamed.items()))
 
 
-def write_day_files(day_files, tiers, out_dir, progress=None):
+class Reader:
+    FAST = "fast"
+    STRICT = "strict"
+    CHOICES = (FAST, STRICT)
+
+
+def read_hours(day_files, *, reader=None, max_line_bytes=None):
+    """Yield each hour file's HourRead, in hour order, with repeats found across the day.
+
+    ``reader="fast"`` (the default, ``settings.ARCHIVE_READER``) tries ``fastjson`` first: its
+    HourRead carries the tier 3 batch. An hour it cannot prove right, and every hour with
+    ``reader="strict"``, is read by ``archive.read_hour`` (entries for ``shape_tier3``). Both give
+    the same rows and counts; ``HourRead.batch`` says which one read it.
+    """
+    reader = reader or settings.ARCHIVE_READER
+    if reader not in Reader.CHOICES:
+        raise ValueError(f"unknown archive reader {reader!r}; choose {' or '.join(Reader.CHOICES)}")
+    max_line_bytes = max_line_bytes or settings.MAX_LINE_BYTES
+    seen = archive.SeenEntries()
+    for hour_file in day_files.hours:
+        if reader == Reader.FAST:
+            try:
+                yield fastjson.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
+                continue
+            except fastjson.Fallback as why:
+                logger.info("%s hour %s: read strictly (%s)", day_files.day, hour_file.hour, why)
+        yield archive.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
+
+
+def write_day_files(day_files, tiers, out_dir, progress=None, reader=None):
     """Stream the day's hours into one Parquet file per tier. Memory follows one hour file."""
     paths = {tier: out_dir / f"{tier}.parquet" for tier in tiers}
     hourly = {tier: out_dir / f"{tier}.hours.parquet" if tier == Tier.TIER3 else paths[tier] for tier in tiers}
@@ -239,19 +274,21 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
     truncated, coercions, symbols = [], Coercions(), set()
     min_ts = max_ts = None
     conflicting = 0
+    paths_taken = Counter()
     try:
-        for hour in archive.read_day(day_files, max_line_bytes=settings.MAX_LINE_BYTES):
-            rows_by_hour[hour.hour] = len(hour.entries)
+        for hour in read_hours(day_files, reader=reader):
+            paths_taken[hour.batch is not None] += 1
+            rows_by_hour[hour.hour] = hour.rows
             skipped_by_hour[hour.hour] = hour.skipped_total
             reasons.update(hour.skipped)
             conflicting += hour.conflicting_duplicates
             if hour.truncated:
                 truncated.append(hour.hour)
             if progress:
-                progress(f"  {day_files.day} hour {hour.hour}: {len(hour.entries)} rows, {hour.skipped_total} skipped")
-            if not hour.entries:
+                progress(f"  {day_files.day} hour {hour.hour}: {hour.rows} rows, {hour.skipped_total} skipped")
+            if not hour.rows:
                 continue
-            batch = shape_tier3(hour.entries, coercions)
+            batch = hour.batch if hour.batch is not None else shape_tier3(hour.entries, coercions)
             del hour
             symbols.update(batch.column("symbol").drop_null().to_pylist())
             stamps = pc.min_max(batch.column("snapshot_ts"))
@@ -273,7 +310,18 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
         if hourly[tier] != paths[tier]:
             merge_hours(hourly[tier], paths[tier], tier)
     return WrittenDay(
-        paths, rows_by_hour, skipped_by_hour, reasons, truncated, coercions, min_ts, max_ts, len(symbols), conflicting
+        paths,
+        rows_by_hour,
+        skipped_by_hour,
+        reasons,
+        truncated,
+        coercions,
+        min_ts,
+        max_ts,
+        len(symbols),
+        conflicting,
+        hours_fast=paths_taken[True],
+        hours_strict=paths_taken[False],
     )
 
 

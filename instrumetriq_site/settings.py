@@ -172,6 +172,9 @@ HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 30)  # /healthz is publ
 BUILD_SCRATCH_DIR = Path(env("BUILD_SCRATCH_DIR", VAR_DIR / "scratch"))
 # An archive line longer than this is skipped unread and counted (a real entry is about 100 KB).
 MAX_LINE_BYTES = env_int("MAX_LINE_BYTES", 8 * 1024 * 1024)
+# How hour files are read: "fast" (Arrow's JSON reader, each hour it cannot prove right read
+# strictly) or "strict" (Python's json for every hour). The files are the same either way.
+ARCHIVE_READER = env("ARCHIVE_READER", "fast")
 
 STORAGE_BACKEND = env("STORAGE_BACKEND", "local")
 LOCAL_STORAGE_ROOT = Path(env("LOCAL_STORAGE_ROOT", VAR_DIR / "storage"))
