@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from .shaping import is_text
 from .tiers import REQUIRED_KEYS
 
 HOURS = tuple(f"{h:02d}" for h in range(24))
@@ -272,8 +273,8 @@ def entry_problem(entry):
     """The Skip reason of a parsed entry that cannot be published, or None.
 
     Missing (absent or null) comes before wrong type: an entry missing one field and mistyping
-    another is counted once, as missing. An empty ``symbol`` or ``snapshot_ts`` is a wrong type:
-    the row would have no key.
+    another is counted once, as missing. An empty ``symbol`` or ``snapshot_ts``, or one that is no
+    text (a lone surrogate), is a wrong type: the row would have no key.
     """
     missing = False
     wrong = False
@@ -281,7 +282,7 @@ def entry_problem(entry):
         value = entry.get(key)
         if value is None:
             missing = True
-        elif type(value) is not kind or (kind is str and not value.strip()):
+        elif type(value) is not kind or (kind is str and not (value.strip() and is_text(value))):
             wrong = True
     meta = entry.get("meta")
     if type(meta) is dict:

@@ -14,7 +14,8 @@ What Arrow would get wrong, and how each is caught or mended:
   it would end the string early and make the line invalid, so it can never change a value silently;
   an hour that already holds the escape ``\\u0000`` falls back. ``{ }`` with blanks falls back.
 - Integers in an int64 field may be written ``5.0``: int64 fields are read as doubles, and cast back
-  only if every value is whole (a fraction, which the contract nulls, falls back). A double of
+  only if every value is whole (a fraction, which the contract nulls, falls back); but
+  ``meta.schema_version``, which must be a JSON integer, is read as int64. A double of
   magnitude 2^53 or more falls back: the integer it was read from may not have been exact.
 - Arrow accepts ``NaN``, ``-NaN``, ``Inf`` and ``-Inf`` where Python (and so the strict reader)
   accepts only some: an hour with ``NaN`` or ``Inf`` anywhere falls back.
@@ -54,6 +55,9 @@ NOT_ARROW_ALONE = r"NaN|Inf|\\u0000|\{[ \t\r]+\}"
 BLOCK_BYTES = 4 * 1024 * 1024  # Arrow parses blocks of this size in parallel
 MAX_HOUR_BYTES = 512 * 1024 * 1024  # decompressed; beyond it (a real hour is ~12 MB) read strictly
 MAX_DEPTH = 200  # a real entry nests 6 deep (bound: about 70); Python reads up to about 1,000
+# int64 fields the strict reader requires to be written as JSON integers (``archive.entry_problem``):
+# read as int64, so that ``7.0`` there is refused (and read strictly) rather than read as 7.
+JSON_INTEGER_PATHS = frozenset({"meta.schema_version"})
 EXACT = 2**53  # doubles at or beyond this magnitude may not be the integer that was written
 
 
@@ -74,7 +78,7 @@ def _read_type(type_, path):
         return pa.struct(fields)
     if pa.types.is_list(type_):
         return pa.list_(_read_type(type_.value_type, f"{path}[]"))
-    if type_ == pa.int64():
+    if type_ == pa.int64() and path not in JSON_INTEGER_PATHS:
         return pa.float64()
     return type_
 
