@@ -307,7 +307,12 @@ def line_digest(raw):
     Byte for byte, without the line ending and surrounding blanks: a copied hour file, or a replayed
     buffer, repeats the collector's lines exactly.
     """
-    return hashlib.sha256(raw.strip()).digest()[:16]
+    return trimmed_digest(raw.strip())
+
+
+def trimmed_digest(trimmed):
+    """``line_digest`` of a line already without its surrounding blanks (bytes or a memoryview)."""
+    return hashlib.sha256(trimmed).digest()[:16]
 
 
 class SeenEntries:

@@ -36,6 +36,7 @@ days both ways and compare files, manifests and counts.
 """
 
 import functools
+import re
 import sys
 import zlib
 
@@ -49,9 +50,15 @@ from .tiers import REQUIRED_KEYS, SOURCE_NAMES, TIER3_SCHEMA
 SENTINEL = "\x00"  # a child of every struct of the read schema: present only in a rewritten ``{}``
 EMPTY_OBJECT = b"{}"
 EMPTY_REWRITTEN = b'{"\\u0000":true}'
-# Text Arrow reads where Python does not, or not alike (NaN, -NaN, Inf...), the escape of the
-# rewritten ``{}``, and an empty object with blanks (not rewritten): RE2 syntax, one pass.
-NOT_ARROW_ALONE = r"NaN|Inf|\\u0000|\{[ \t\r]+\}"
+JSON_BLANKS = b" \t\r"  # besides the newline; Python's json accepts no others either
+# Text Arrow reads where Python does not, or not alike (NaN, -NaN, Inf...), and the escape of the
+# rewritten ``{}``: (a byte rare in JSON to look for, what it starts, why the hour falls back).
+TEXT_FALLBACKS = (
+    (b"N", b"NaN", "NaN (Arrow reads -NaN too)"),
+    (b"I", b"Inf", "Infinity (Arrow reads Inf too)"),
+    (b"\\", b"\\u0000", "the escape \\u0000 (the rewritten {} uses it)"),
+)
+SPACED_EMPTY = re.compile(rb"\{[ \t\r]+\}")  # not rewritten: falls back
 BLOCK_BYTES = 4 * 1024 * 1024  # Arrow parses blocks of this size in parallel
 MAX_HOUR_BYTES = 512 * 1024 * 1024  # decompressed; beyond it (a real hour is ~12 MB) read strictly
 MAX_DEPTH = 200  # a real entry nests 6 deep (bound: about 70); Python reads up to about 1,000
@@ -97,41 +104,57 @@ def read_hour(hour_file, *, seen, max_line_bytes=archive.DEFAULT_MAX_LINE_BYTES)
     if recursion_headroom() < 2 * MAX_DEPTH:
         raise Fallback("too little recursion headroom for the strict reader to agree")
     data = decompress(hour_file.path, hour_file.size)
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the file's final newline ends a line, it does not start one
-    if not lines:
-        raise Fallback("no lines")
-    longest = 0
-    for raw in lines:
-        size = len(raw)
-        if size > max_line_bytes:
-            raise Fallback("a line longer than MAX_LINE_BYTES")
-        longest = max(longest, size)
-        if raw[:2] != b'{"' or raw[-1:] != b"}":
-            stripped = raw.strip(b" \t\r")  # JSON's blanks (and Python's json accepts no others)
-            if stripped[:2] != b'{"' or stripped[-1:] != b"}":
-                raise Fallback("a line that is not one object")
-    text = _as_arrow(data)
-    _check_text(text)
-    text = pc.replace_substring(text, EMPTY_OBJECT, EMPTY_REWRITTEN)
-    start, end = pa.Array.from_buffers(pa.int64(), 2, [None, text.buffers()[1]], offset=text.offset).to_pylist()
-    growth = end - start - len(data)
-    table = _arrow_read(
-        text.buffers()[2].slice(start, end - start), block_size=max(BLOCK_BYTES, 2 * (longest + growth) + 2)
-    )
-    del text, data
-    if table.num_rows != len(lines):
+    spans = _line_spans(data, max_line_bytes)
+    _check_text(data)
+    text = pc.replace_substring(_as_arrow(data), EMPTY_OBJECT, EMPTY_REWRITTEN)
+    offsets = pa.Array.from_buffers(pa.int64(), 2, [None, text.buffers()[1]], offset=text.offset)
+    start, end = offsets.to_pylist()
+    longest = max(last - first for first, last in spans) + (end - start - len(data))
+    table = _arrow_read(text.buffers()[2].slice(start, end - start), block_size=max(BLOCK_BYTES, 2 * longest + 2))
+    del text
+    if table.num_rows != len(spans):
         raise Fallback("a line that holds more than one value")
     batch = table.combine_chunks().to_batches()[0]
     del table
-    _check_depth(batch, lines)
+    _check_depth(batch, data, spans)
     _check_required(batch)
+    doubles = []
     tier3 = pa.RecordBatch.from_arrays(
-        [_resolve(batch.column(field.name), field.type, field.name) for field in TIER3_SCHEMA], schema=TIER3_SCHEMA
+        [_resolve(batch.column(field.name), field.type, field.name, doubles) for field in TIER3_SCHEMA],
+        schema=TIER3_SCHEMA,
     )
-    _remember(seen, tier3, lines)
+    _check_exact(doubles)
+    _remember(seen, tier3, data, spans)
     return archive.HourRead(hour_file.hour, batch=tier3)
+
+
+def _line_spans(data, max_line_bytes):
+    """``(start, end)`` of each line without its JSON blanks, in the text (the strict reader's
+    lines: split at newlines, across gzip members, a final newline ending the last). Falls back on
+    a line that is too long or that does not start ``{"`` and end ``}`` (blank, not an object, not
+    JSON, or more than one value: Arrow would read those otherwise, and crashes on a ``null`` first)."""
+    spans = []
+    find = data.find
+    position, size = 0, len(data)
+    while position < size:
+        end = find(b"\n", position)
+        if end < 0:
+            end = size
+        if end - position > max_line_bytes:
+            raise Fallback("a line longer than MAX_LINE_BYTES")
+        first, last = position, end
+        if data[first : first + 2] != b'{"' or data[last - 1 : last] != b"}":
+            while first < last and data[first] in JSON_BLANKS:
+                first += 1
+            while last > first and data[last - 1] in JSON_BLANKS:
+                last -= 1
+            if data[first : first + 2] != b'{"' or data[last - 1 : last] != b"}":
+                raise Fallback("a line that is not one object")
+        spans.append((first, last))
+        position = end + 1
+    if not spans:
+        raise Fallback("no lines")
+    return spans
 
 
 def decompress(path, size=None):
@@ -166,19 +189,25 @@ def _as_arrow(data):
     return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
 
 
-def _check_text(text):
+def _check_text(data):
     """What only the text shows: values Arrow reads but Python does not (or not the same way), the
     escape the rewritten ``{}`` uses, an empty object with blanks in it, and text that is not UTF-8
-    (Arrow's JSON reader does not check it). One pass of Arrow's RE2 and one of its UTF-8 check."""
-    if pc.count_substring_regex(text, NOT_ARROW_ALONE)[0].as_py():
-        raise Fallback("NaN or Infinity, the escape \\u0000, or an empty object written with blanks")
+    (Arrow's JSON reader does not check it). Each looked for by a byte that is rare in JSON."""
+    for byte, needle, why in TEXT_FALLBACKS:
+        position = data.find(byte)
+        while position >= 0:
+            if data.startswith(needle, position):
+                raise Fallback(why)
+            position = data.find(byte, position + 1)
+    if SPACED_EMPTY.search(data):
+        raise Fallback("an empty object written with blanks, { }")
     try:
-        text.cast(pa.large_string())
+        _as_arrow(data).cast(pa.large_string())  # Arrow's UTF-8 check
     except pa.ArrowInvalid:
         raise Fallback("text that is not UTF-8") from None
 
 
-def _check_depth(batch, lines):
+def _check_depth(batch, data, spans):
     """Fall back if a line may nest deeper than ``MAX_DEPTH``. Without parsing: a line nests no
     deeper than its opening brackets, less all but one of its price samples (siblings, never open
     together). Brackets in strings only raise the bound."""
@@ -189,8 +218,9 @@ def _check_depth(batch, lines):
         parents = pc.list_parent_indices(samples)
         for position in pc.indices_nonzero(flat.is_null()).to_pylist():
             counts[parents[position].as_py()] -= 1
-    for raw, count in zip(lines, counts, strict=True):
-        if raw.count(b"{") + raw.count(b"[") - max(count - 1, 0) > MAX_DEPTH:
+    count = data.count
+    for (first, last), samples_in_line in zip(spans, counts, strict=True):
+        if count(b"{", first, last) + count(b"[", first, last) - max(samples_in_line - 1, 0) > MAX_DEPTH:
             raise Fallback("a line that may nest too deep")
 
 
@@ -217,17 +247,18 @@ def _check_required(batch):
             raise Fallback(f"an entry whose {name} may be blank")
 
 
-def _resolve(array, type_, path):
+def _resolve(array, type_, path, doubles):
     """The read array as tier 3's type: rewritten ``{}`` null, source names coalesced, doubles
-    read for int64 cast back, and every number proven exact."""
+    read for int64 cast back (a fraction falls back). Every double is added to ``doubles``, for
+    ``_check_exact``."""
     if pa.types.is_struct(type_):
         children = []
         for child in type_:
             child_path = f"{path}.{child.name}"
             names = SOURCE_NAMES.get(child_path, (child.name,))
-            value = _resolve(array.field(names[0]), child.type, child_path)
+            value = _resolve(array.field(names[0]), child.type, child_path, doubles)
             for name in names[1:]:
-                value = pc.coalesce(value, _resolve(array.field(name), child.type, child_path))
+                value = pc.coalesce(value, _resolve(array.field(name), child.type, child_path, doubles))
             children.append(value)
         empty = array.field(SENTINEL)
         null = array.is_null()
@@ -235,29 +266,38 @@ def _resolve(array, type_, path):
             null = pc.or_(null, pc.fill_null(empty, False))
         return pa.StructArray.from_arrays(children, fields=list(type_), mask=null if null.true_count else None)
     if pa.types.is_list(type_):
-        values = _resolve(array.values, type_.value_type, f"{path}[]")
+        values = _resolve(array.values, type_.value_type, f"{path}[]", doubles)
         mask = array.is_null() if array.null_count else None
         return pa.ListArray.from_arrays(array.offsets, values, type=type_, mask=mask)
-    if pa.types.is_floating(array.type) and array.null_count < len(array):
-        low, high = pc.min_max(array).values()
-        if low.as_py() <= -EXACT or high.as_py() >= EXACT:
-            raise Fallback(f"{path}: a number of magnitude 2^53 or more")
-        if type_ == pa.int64():
-            try:
-                return pc.cast(array, pa.int64(), safe=True)
-            except pa.ArrowInvalid:
-                raise Fallback(f"{path}: a fraction in an int64 field") from None
-    elif type_ == pa.int64():
-        return array.cast(pa.int64())  # all null
-    return array
+    if array.type == type_:
+        if type_ == pa.float64():
+            doubles.append(array)
+        return array
+    doubles.append(array)  # an int64 field, read as double
+    try:
+        return pc.cast(array, pa.int64(), safe=True)
+    except pa.ArrowInvalid:
+        raise Fallback(f"{path}: a fraction in an int64 field") from None
 
 
-def _remember(seen, batch, lines):
+def _check_exact(doubles):
+    """Every number is what the strict reader makes of it: a double of magnitude 2^53 or more may
+    have been read from an integer it cannot hold (the contract nulls those), so it falls back."""
+    values = pa.concat_arrays(doubles)
+    if values.null_count == len(values):
+        return
+    low, high = pc.min_max(values).values()
+    if low.as_py() <= -EXACT or high.as_py() >= EXACT:
+        raise Fallback("a number of magnitude 2^53 or more")
+
+
+def _remember(seen, batch, data, spans):
     """Record the hour's entries in the day's SeenEntries, or fall back if any repeats one."""
-    keys = list(zip(batch.column("symbol").to_pylist(), batch.column("snapshot_ts").to_pylist(), strict=True))
-    digests = [archive.line_digest(raw) for raw in lines]
+    keys = zip(batch.column("symbol").to_pylist(), batch.column("snapshot_ts").to_pylist(), strict=True)
+    view = memoryview(data)
     hour = {}
-    for key, digest in zip(keys, digests, strict=True):
+    for key, (first, last) in zip(keys, spans, strict=True):
+        digest = archive.trimmed_digest(view[first:last])
         if key in hour or seen.verdict(key, digest) != seen.NEW:
             raise Fallback("an entry with the symbol and snapshot_ts of an earlier one")
         hour[key] = digest
