@@ -81,8 +81,62 @@ def yesterday(now=None):
 def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, progress=None, now=None, reader=None):
     """Build and publish one day. Never raises for bad input: the result says what happened.
 
-    ``reader``: ``"fast"`` or ``"strict"`` (default: settings.ARCHIVE_READER), see ``read_hours``."""
+    ``reader``: ``"fast"`` or ``"strict"`` (default: settings.ARCHIVE_READER), see ``read_hours``.
+    The three steps (``plan_day``, ``write_day_files``, ``publish_day``) are separate so that a
+    backfill can write days in other processes (``parallel``) and publish them here."""
     started = timezone.now()
+    plan = plan_day(day, tiers=tiers, force=force, dry_run=dry_run, archive_root=archive_root, now=now, reader=reader)
+    if isinstance(plan, DayResult):
+        return plan
+    with tempfile.TemporaryDirectory(prefix="instrumetriq-build-", dir=storage.scratch_dir()) as tmp:
+        try:
+            written = plan.write(Path(tmp), progress=progress)
+        except OSError as exc:
+            return plan.write_failed(exc)
+        return publish_day(plan, written, started)
+
+
+def unexpected_failure(day, exc):
+    """The DayResult of a day an unexpected error stopped (logged with its traceback): the other
+    days of a run still run."""
+    logger.error("building %s failed unexpectedly", day, exc_info=exc)
+    return DayResult(day, Outcome.FAILED, f"unexpected error: {type(exc).__name__}: {exc}", cause=Cause.SYSTEM)
+
+
+@dataclass
+class DayPlan:
+    """A day to write: everything the writing needs, and nothing that needs the database or the
+    settings (it may run in another process)."""
+
+    day: date
+    tiers: list
+    day_files: archive.DayFiles
+    reader: str
+    max_line_bytes: int
+
+    def write(self, out_dir, progress=None):
+        return write_day_files(
+            self.day_files,
+            self.tiers,
+            out_dir,
+            progress=progress,
+            reader=self.reader,
+            max_line_bytes=self.max_line_bytes,
+        )
+
+    def write_failed(self, exc):
+        return DayResult(
+            self.day,
+            Outcome.FAILED,
+            f"could not write the Parquet files: {exc}",
+            hours_found=self.day_files.hours_found,
+            cause=Cause.SYSTEM,
+        )
+
+
+def plan_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, now=None, reader=None):
+    """A DayPlan, or the DayResult of a day that is not to be written (not over yet, not buildable,
+    already published from the same input, a dry run)."""
     tiers = Tier.selected(tiers)
     today = (now or timezone.now()).astimezone(UTC).date()
     if day >= today:
@@ -123,34 +177,35 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
             0,
             found,
         )
-    with tempfile.TemporaryDirectory(prefix="instrumetriq-build-", dir=storage.scratch_dir()) as tmp:
-        try:
-            written = write_day_files(day_files, tiers, Path(tmp), progress=progress, reader=reader)
-        except OSError as exc:
-            return DayResult(
-                day, Outcome.FAILED, f"could not write the Parquet files: {exc}", hours_found=found, cause=Cause.SYSTEM
-            )
-        if written.row_count == 0:
-            return DayResult(
-                day,
-                Outcome.FAILED,
-                f"no valid entries in {found} hour files; nothing published",
-                hours_found=found,
-                cause=Cause.INPUT,
-            )
-        built_at = timezone.now()
-        manifests = {tier: written.manifest(tier, day_files, built_at) for tier in tiers}
-        try:
-            for tier in tiers:
-                publish.upload_daily(tier, day, written.paths[tier], manifests[tier], consume=True)
-        except storage.StorageError as exc:
-            return DayResult(
-                day,
-                Outcome.FAILED,
-                f"{exc}; nothing new is shown to subscribers",
-                hours_found=found,
-                cause=Cause.STORAGE,
-            )
+    return DayPlan(day, tiers, day_files, reader or settings.ARCHIVE_READER, settings.MAX_LINE_BYTES)
+
+
+def publish_day(plan, written, started):
+    """Upload a written day (its files are consumed) and show it: the DayResult."""
+    day, tiers, day_files = plan.day, plan.tiers, plan.day_files
+    found = day_files.hours_found
+    fingerprint = day_files.fingerprint
+    if written.row_count == 0:
+        return DayResult(
+            day,
+            Outcome.FAILED,
+            f"no valid entries in {found} hour files; nothing published",
+            hours_found=found,
+            cause=Cause.INPUT,
+        )
+    built_at = timezone.now()
+    manifests = {tier: written.manifest(tier, day_files, built_at) for tier in tiers}
+    try:
+        for tier in tiers:
+            publish.upload_daily(tier, day, written.paths[tier], manifests[tier], consume=True)
+    except storage.StorageError as exc:
+        return DayResult(
+            day,
+            Outcome.FAILED,
+            f"{exc}; nothing new is shown to subscribers",
+            hours_found=found,
+            cause=Cause.STORAGE,
+        )
     with transaction.atomic():
         for tier in tiers:
             publish.record_daily(tier, day, manifests[tier], input_fingerprint=fingerprint, built_at=built_at)
@@ -261,7 +316,7 @@ def read_hours(day_files, *, reader=None, max_line_bytes=None):
         yield archive.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
 
 
-def write_day_files(day_files, tiers, out_dir, progress=None, reader=None):
+def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_line_bytes=None):
     """Stream the day's hours into one Parquet file per tier. Memory follows one hour file."""
     paths = {tier: out_dir / f"{tier}.parquet" for tier in tiers}
     hourly = {tier: out_dir / f"{tier}.hours.parquet" if tier == Tier.TIER3 else paths[tier] for tier in tiers}
@@ -276,7 +331,7 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None):
     conflicting = 0
     paths_taken = Counter()
     try:
-        for hour in read_hours(day_files, reader=reader):
+        for hour in read_hours(day_files, reader=reader, max_line_bytes=max_line_bytes):
             paths_taken[hour.batch is not None] += 1
             rows_by_hour[hour.hour] = hour.rows
             skipped_by_hour[hour.hour] = hour.skipped_total

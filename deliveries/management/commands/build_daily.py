@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from deliveries import locks, pipeline
+from deliveries import locks, parallel, pipeline
 from deliveries.build import parse_day, yesterday
 from deliveries.tiers import Tier
 
@@ -26,15 +26,25 @@ class Command(BaseCommand):
         parser.add_argument("--tier", action="append", choices=Tier.values, help="only this tier (repeatable)")
         parser.add_argument("--force", action="store_true", help="rebuild days already published from the same input")
         parser.add_argument("--dry-run", action="store_true", help="report what would be done; write nothing")
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            help="days written at once, each by a worker process (default: the CPUs, capped so that memory "
+            f"stays under {parallel.MEMORY_BUDGET_MB} MB; now {parallel.default_jobs()}); 1 writes them one by one",
+        )
 
     def handle(self, *args, **options):
         days = self.requested_days(options)
+        jobs = options["jobs"] if options["jobs"] is not None else parallel.default_jobs()
+        if jobs < 1:
+            raise CommandError("--jobs must be at least 1")
         verbosity = options["verbosity"]
         result = pipeline.run_nightly(
             days=days,
             tiers=options["tier"],
             force=options["force"],
             dry_run=options["dry_run"],
+            jobs=jobs,
             progress=(lambda message: self.stdout.write(message)) if verbosity >= 1 else None,
         )
         summary = f"build_daily {result.summary()} (run #{result.run.pk})"
