@@ -9,6 +9,7 @@ every requested tier is written; then the bytes go to storage (data, then manife
 the database rows, all tiers of the day in one transaction.
 """
 
+import contextlib
 import logging
 import tempfile
 from collections import Counter
@@ -287,6 +288,14 @@ def coercions_for_tier(coercions, tier):
     return dict(sorted(renamed.items()))
 
 
+def use_build_memory_pool():
+    """Arrow's memory from jemalloc, which gives freed memory back as a day streams through an hour
+    at a time; mimalloc (pyarrow's default) keeps it, about 60 MB more peak RSS per build."""
+    if pa.default_memory_pool().backend_name != "jemalloc":
+        with contextlib.suppress(NotImplementedError):  # a pyarrow built without it
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
 class Reader:
     FAST = "fast"
     STRICT = "strict"
@@ -330,6 +339,7 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
     min_ts = max_ts = None
     conflicting = 0
     paths_taken = Counter()
+    use_build_memory_pool()
     try:
         for hour in read_hours(day_files, reader=reader, max_line_bytes=max_line_bytes):
             paths_taken[hour.batch is not None] += 1
