@@ -322,6 +322,10 @@ def read_hours(day_files, *, reader=None, max_line_bytes=None):
                 continue
             except fastjson.Fallback as why:
                 logger.info("%s hour %s: read strictly (%s)", day_files.day, hour_file.hour, why)
+            except Exception:  # a fault of the fast reader itself must not cost the hour: read it strictly
+                logger.warning(
+                    "%s hour %s: the fast reader failed; read strictly", day_files.day, hour_file.hour, exc_info=True
+                )
         yield archive.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
 
 

@@ -497,3 +497,20 @@ def test_an_unknown_reader_setting_is_refused_by_a_system_check(settings):
     settings.ARCHIVE_READER = "quick"
     with pytest.raises(SystemCheckError, match="instrumetriq.E010"):
         call_command("check")
+
+
+def test_a_fault_of_the_fast_reader_itself_costs_nothing_but_speed(tmp_path, monkeypatch, caplog):
+    sample.write_day(settings.ARCHIVE_ROOT, DAY, entries_per_hour=2, samples_per_entry=3, missing_hours=range(2, 24))
+    day_files = archive.find_day(settings.ARCHIVE_ROOT, DAY)
+    for reader in (STRICT, FAST):
+        (tmp_path / reader).mkdir()
+    expected = build.write_day_files(day_files, TIERS, tmp_path / STRICT, reader=STRICT)
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in the fast reader")
+
+    monkeypatch.setattr(fastjson, "_resolve", broken)
+    written = build.write_day_files(day_files, TIERS, tmp_path / FAST, reader=FAST)
+    assert (written.hours_fast, written.hours_strict) == (0, 2)
+    assert written.paths[Tier.TIER3].read_bytes() == expected.paths[Tier.TIER3].read_bytes()
+    assert "the fast reader failed; read strictly" in caplog.text
