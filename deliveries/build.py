@@ -216,6 +216,10 @@ def publish_day(plan, written, started):
     message = f"published {written.row_count} rows{partial}" + (f", {skipped} bad lines skipped" if skipped else "")
     if written.conflicting_duplicates:
         message += f", {written.conflicting_duplicates} entries share a symbol and time with a different entry"
+    if written.hours_strict and plan.reader == Reader.FAST:
+        message += f", {written.hours_strict} of {found} hours read strictly"
+        if not written.hours_fast:
+            logger.warning("%s: every hour was read strictly; has the collector changed? (the log says why)", day)
     return DayResult(day, Outcome.PUBLISHED, message, list(tiers), written.row_count, found, seconds)
 
 

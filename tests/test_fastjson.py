@@ -319,6 +319,11 @@ CASES = [
     ),
     ("a byte order mark", gz(b"\xef\xbb\xbf" + lines(*clean())), STRICT),
     (
+        "escapes in strings read as Python reads them",
+        gz(lines(*clean(), make(50, **{"twitter_sentiment_meta.key_used": 'a"b\\c/\b\f\n\r\t\u00e9\U0001f680\u2028'}))),
+        FAST,
+    ),
+    (
         "escaped key names are the same names",
         gz(lines(*clean(), text(make(29)).replace(b'"symbol"', b'"sym\\u0062ol"'))),
         FAST,
