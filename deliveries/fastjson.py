@@ -106,17 +106,22 @@ def read_hour(hour_file, *, seen, max_line_bytes=archive.DEFAULT_MAX_LINE_BYTES)
     data = decompress(hour_file.path, hour_file.size)
     spans = _line_spans(data, max_line_bytes)
     _check_text(data)
+    view = memoryview(data)  # what the rows are checked against later, taken now: the text goes first
+    brackets = [data.count(b"{", first, last) + data.count(b"[", first, last) for first, last in spans]
+    digests = [archive.trimmed_digest(view[first:last]) for first, last in spans]
+    longest = max(last - first for first, last in spans)
     text = pc.replace_substring(_as_arrow(data), EMPTY_OBJECT, EMPTY_REWRITTEN)
-    offsets = pa.Array.from_buffers(pa.int64(), 2, [None, text.buffers()[1]], offset=text.offset)
-    start, end = offsets.to_pylist()
-    longest = max(last - first for first, last in spans) + (end - start - len(data))
+    start, end = pa.Array.from_buffers(pa.int64(), 2, [None, text.buffers()[1]], offset=text.offset).to_pylist()
+    longest += end - start - len(data)
+    view.release()
+    del data
     table = _arrow_read(text.buffers()[2].slice(start, end - start), block_size=max(BLOCK_BYTES, 2 * longest + 2))
     del text
     if table.num_rows != len(spans):
         raise Fallback("a line that holds more than one value")
     batch = table.combine_chunks().to_batches()[0]
     del table
-    _check_depth(batch, data, spans)
+    _check_depth(batch, brackets)
     _check_required(batch)
     doubles = []
     tier3 = pa.RecordBatch.from_arrays(
@@ -124,7 +129,7 @@ def read_hour(hour_file, *, seen, max_line_bytes=archive.DEFAULT_MAX_LINE_BYTES)
         schema=TIER3_SCHEMA,
     )
     _check_exact(doubles)
-    _remember(seen, tier3, data, spans)
+    _remember(seen, tier3, digests)
     return archive.HourRead(hour_file.hour, batch=tier3)
 
 
@@ -207,10 +212,10 @@ def _check_text(data):
         raise Fallback("text that is not UTF-8") from None
 
 
-def _check_depth(batch, data, spans):
+def _check_depth(batch, brackets):
     """Fall back if a line may nest deeper than ``MAX_DEPTH``. Without parsing: a line nests no
-    deeper than its opening brackets, less all but one of its price samples (siblings, never open
-    together). Brackets in strings only raise the bound."""
+    deeper than its opening brackets (``brackets``, per line), less all but one of its price
+    samples (siblings, never open together). Brackets in strings only raise the bound."""
     samples = batch.column("spot_prices")
     counts = pc.list_value_length(samples).fill_null(0).to_pylist()
     flat = pc.list_flatten(samples)
@@ -218,9 +223,8 @@ def _check_depth(batch, data, spans):
         parents = pc.list_parent_indices(samples)
         for position in pc.indices_nonzero(flat.is_null()).to_pylist():
             counts[parents[position].as_py()] -= 1
-    count = data.count
-    for (first, last), samples_in_line in zip(spans, counts, strict=True):
-        if count(b"{", first, last) + count(b"[", first, last) - max(samples_in_line - 1, 0) > MAX_DEPTH:
+    for opening, samples_in_line in zip(brackets, counts, strict=True):
+        if opening - max(samples_in_line - 1, 0) > MAX_DEPTH:
             raise Fallback("a line that may nest too deep")
 
 
@@ -291,13 +295,11 @@ def _check_exact(doubles):
         raise Fallback("a number of magnitude 2^53 or more")
 
 
-def _remember(seen, batch, data, spans):
+def _remember(seen, batch, digests):
     """Record the hour's entries in the day's SeenEntries, or fall back if any repeats one."""
     keys = zip(batch.column("symbol").to_pylist(), batch.column("snapshot_ts").to_pylist(), strict=True)
-    view = memoryview(data)
     hour = {}
-    for key, (first, last) in zip(keys, spans, strict=True):
-        digest = archive.trimmed_digest(view[first:last])
+    for key, digest in zip(keys, digests, strict=True):
         if key in hour or seen.verdict(key, digest) != seen.NEW:
             raise Fallback("an entry with the symbol and snapshot_ts of an earlier one")
         hour[key] = digest

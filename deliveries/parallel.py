@@ -46,11 +46,16 @@ def default_jobs():
 
 
 def _start_worker():
-    """Each worker sets Django up once (``build`` imports the models); it never opens a connection."""
+    """Each worker sets Django up once (``build`` imports the models); it never opens a connection.
+
+    Arrow gets one thread: the workers are the parallelism, and a thread pool per worker would only
+    make them compete for the same cores (and hold more memory)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "instrumetriq_site.settings")
     import django
+    import pyarrow
 
     django.setup()
+    pyarrow.set_cpu_count(1)
 
 
 def _write(plan, out_dir):

@@ -92,6 +92,7 @@ class ProbePlan(build.DayPlan):
     probe: str = ""
 
     def write(self, out_dir, progress=None):
+        import pyarrow
         from django.db import connections
 
         with open(self.probe, "w") as fh:
@@ -102,6 +103,7 @@ class ProbePlan(build.DayPlan):
                     "pid": os.getpid(),
                     "database_connection_open": connections["default"].connection is not None,
                     "out_dir": str(out_dir),
+                    "arrow_threads": pyarrow.cpu_count(),
                 },
                 fh,
             )
@@ -147,6 +149,7 @@ def test_workers_are_spawned_and_share_no_database_connection_with_the_run(monke
     assert seen["start_method"] == "spawn" and seen["pid"] != os.getpid()
     assert seen["database_connection_open"] is False
     assert Path(seen["out_dir"]).parent == Path(storage.scratch_dir())  # the run's scratch, made by the run
+    assert seen["arrow_threads"] == 1  # the workers are the parallelism
 
 
 def test_a_run_that_loses_the_lock_stops_its_workers_and_publishes_nothing_more(monkeypatch):
