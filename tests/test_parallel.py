@@ -183,3 +183,16 @@ def test_default_jobs_are_the_cpus_capped_by_the_memory_budget(monkeypatch):
 def test_jobs_below_one_are_refused():
     with pytest.raises(CommandError, match="--jobs must be at least 1"):
         build_daily("--from", "2026-11-18", "--to", "2026-11-19", "--jobs", "0")
+
+
+def test_two_jobs_on_s3_upload_every_day_from_the_run_and_leave_no_scratch(s3_storage):
+    write(*DAYS[:3])
+    result = pipeline.run_nightly(days=DAYS[:3], jobs=2)
+    assert [d.outcome for d in result.days] == ["published"] * 3, [d.message for d in result.days]
+    keys = {obj["Key"] for obj in s3_storage.list_objects_v2(Bucket=s3_storage.bucket)["Contents"]}
+    for row in DailyFile.objects.all():
+        assert row.key in keys and row.manifest_key in keys
+        body = s3_storage.get_object(Bucket=s3_storage.bucket, Key=row.key)["Body"].read()
+        assert len(body) == row.size_bytes
+    assert DailyFile.objects.count() == 9
+    assert scratch_leftovers() == []
