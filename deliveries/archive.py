@@ -222,8 +222,6 @@ def parse_line(raw):
         return None, Skip.NOT_JSON  # RecursionError: nested deeper than Python reads (no entry is)
     if type(entry) is not dict:
         return None, Skip.NOT_AN_OBJECT
-    if type(entry) is not dict:
-        return None, Skip.NOT_AN_OBJECT
     problem = entry_problem(entry)
     return (None, problem) if problem else (entry, None)
 

@@ -320,21 +320,22 @@ def read_hours(day_files, *, reader=None, max_line_bytes=None):
     max_line_bytes = max_line_bytes or settings.MAX_LINE_BYTES
     seen = archive.SeenEntries()
     for hour_file in day_files.hours:
+        hour = None
         if reader == Reader.FAST:
             try:
-                yield fastjson.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
-                continue
+                hour = fastjson.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
             except fastjson.Fallback as why:
                 logger.info("%s hour %s: read strictly (%s)", day_files.day, hour_file.hour, why)
             except Exception:  # a fault of the fast reader itself must not cost the hour: read it strictly
                 logger.warning(
                     "%s hour %s: the fast reader failed; read strictly", day_files.day, hour_file.hour, exc_info=True
                 )
-        yield archive.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
+        yield hour if hour is not None else archive.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
 
 
 def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_line_bytes=None):
     """Stream the day's hours into one Parquet file per tier. Memory follows one hour file."""
+    use_build_memory_pool()
     paths = {tier: out_dir / f"{tier}.parquet" for tier in tiers}
     hourly = {tier: out_dir / f"{tier}.hours.parquet" if tier == Tier.TIER3 else paths[tier] for tier in tiers}
     writers = {
@@ -347,7 +348,6 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
     min_ts = max_ts = None
     conflicting = 0
     paths_taken = Counter()
-    use_build_memory_pool()
     try:
         for hour in read_hours(day_files, reader=reader, max_line_bytes=max_line_bytes):
             paths_taken[hour.batch is not None] += 1
