@@ -61,7 +61,7 @@ TEXT_FALLBACKS = (
 SPACED_EMPTY = re.compile(rb"\{[ \t\r]+\}")  # not rewritten: falls back
 BLOCK_BYTES = 4 * 1024 * 1024  # Arrow parses blocks of this size in parallel
 MAX_HOUR_BYTES = 512 * 1024 * 1024  # decompressed; beyond it (a real hour is ~12 MB) read strictly
-MAX_DEPTH = 200  # a real entry nests 6 deep (bound: about 70); Python reads up to about 1,000
+MAX_DEPTH = 200  # a real entry nests 6 deep (its bound: about 60); Python reads up to about 1,000
 # int64 fields the strict reader requires to be written as JSON integers (``archive.entry_problem``):
 # read as int64, so that ``7.0`` there is refused (and read strictly) rather than read as 7.
 JSON_INTEGER_PATHS = frozenset({"meta.schema_version"})
