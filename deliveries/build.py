@@ -10,6 +10,7 @@ under keys of its own) and only then the database rows, all tiers of the day in 
 and then the tiers' index.
 """
 
+import contextlib
 import logging
 import tempfile
 from collections import Counter
@@ -27,7 +28,7 @@ from django.utils import timezone
 from . import index, publish, storage
 from .models import DailyFile
 from .outcomes import Outcome
-from .parquet import archive, encoding, profile, splice
+from .parquet import archive, encoding, fastjson, profile, splice
 from .parquet.shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
 
@@ -74,9 +75,65 @@ def yesterday(now=None):
     return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=1)
 
 
-def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, progress=None, now=None):
-    """Build and publish one day. Never raises for bad input: the result says what happened."""
+def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, progress=None, now=None, reader=None):
+    """Build and publish one day. Never raises for bad input: the result says what happened.
+
+    ``reader``: ``"fast"`` or ``"strict"`` (default: settings.ARCHIVE_READER), see ``read_hours``.
+    The three steps (``plan_day``, ``write_day_files``, ``publish_day``) are separate so that a
+    backfill can write days in other processes (``parallel``) and publish them here."""
     started = timezone.now()
+    plan = plan_day(day, tiers=tiers, force=force, dry_run=dry_run, archive_root=archive_root, now=now, reader=reader)
+    if isinstance(plan, DayResult):
+        return plan
+    with tempfile.TemporaryDirectory(prefix="instrumetriq-build-", dir=storage.scratch_dir()) as tmp:
+        try:
+            written = plan.write(Path(tmp), progress=progress)
+        except OSError as exc:
+            return plan.write_failed(exc)
+        return publish_day(plan, written, started)
+
+
+def unexpected_failure(day, exc):
+    """The DayResult of a day an unexpected error stopped (logged with its traceback): the other
+    days of a run still run."""
+    logger.error("building %s failed unexpectedly", day, exc_info=exc)
+    return DayResult(day, Outcome.FAILED, f"unexpected error: {type(exc).__name__}: {exc}", cause=Cause.SYSTEM)
+
+
+@dataclass
+class DayPlan:
+    """A day to write: everything the writing needs, and nothing that needs the database or the
+    settings (it may run in another process)."""
+
+    day: date
+    tiers: list
+    day_files: archive.DayFiles
+    reader: str
+    max_line_bytes: int
+
+    def write(self, out_dir, progress=None):
+        return write_day_files(
+            self.day_files,
+            self.tiers,
+            out_dir,
+            progress=progress,
+            reader=self.reader,
+            max_line_bytes=self.max_line_bytes,
+        )
+
+    def write_failed(self, exc):
+        return DayResult(
+            self.day,
+            Outcome.FAILED,
+            f"could not write the Parquet files: {exc}",
+            hours_found=self.day_files.hours_found,
+            cause=Cause.SYSTEM,
+        )
+
+
+def plan_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, now=None, reader=None):
+    """A DayPlan, or the DayResult of a day that is not to be written (not over yet, not buildable,
+    already published from the same input, a dry run)."""
     tiers = Tier.selected(tiers)
     today = (now or timezone.now()).astimezone(UTC).date()
     if day >= today:
@@ -117,34 +174,35 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
             0,
             found,
         )
-    with tempfile.TemporaryDirectory(prefix="instrumetriq-build-", dir=storage.scratch_dir()) as tmp:
-        try:
-            written = write_day_files(day_files, tiers, Path(tmp), progress=progress)
-        except OSError as exc:
-            return DayResult(
-                day, Outcome.FAILED, f"could not write the Parquet files: {exc}", hours_found=found, cause=Cause.SYSTEM
-            )
-        if written.row_count == 0:
-            return DayResult(
-                day,
-                Outcome.FAILED,
-                f"no valid entries in {found} hour files; nothing published",
-                hours_found=found,
-                cause=Cause.INPUT,
-            )
-        built_at = timezone.now()
-        manifests = {tier: written.manifest(tier, day_files, built_at) for tier in tiers}
-        try:
-            for tier in tiers:
-                publish.upload_daily(tier, day, written.paths[tier], manifests[tier], consume=True)
-        except storage.StorageError as exc:
-            return DayResult(
-                day,
-                Outcome.FAILED,
-                f"{exc}; nothing new is shown to subscribers",
-                hours_found=found,
-                cause=Cause.STORAGE,
-            )
+    return DayPlan(day, tiers, day_files, reader or settings.ARCHIVE_READER, settings.MAX_LINE_BYTES)
+
+
+def publish_day(plan, written, started):
+    """Upload a written day (its files are consumed) and show it: the DayResult."""
+    day, tiers, day_files = plan.day, plan.tiers, plan.day_files
+    found = day_files.hours_found
+    fingerprint = day_files.fingerprint
+    if written.row_count == 0:
+        return DayResult(
+            day,
+            Outcome.FAILED,
+            f"no valid entries in {found} hour files; nothing published",
+            hours_found=found,
+            cause=Cause.INPUT,
+        )
+    built_at = timezone.now()
+    manifests = {tier: written.manifest(tier, day_files, built_at) for tier in tiers}
+    try:
+        for tier in tiers:
+            publish.upload_daily(tier, day, written.paths[tier], manifests[tier], consume=True)
+    except storage.StorageError as exc:
+        return DayResult(
+            day,
+            Outcome.FAILED,
+            f"{exc}; nothing new is shown to subscribers",
+            hours_found=found,
+            cause=Cause.STORAGE,
+        )
     try:
         with transaction.atomic():
             for tier in tiers:
@@ -164,6 +222,10 @@ def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None,
     message = f"published {written.row_count} rows{partial}" + (f", {skipped} bad lines skipped" if skipped else "")
     if written.conflicting_duplicates:
         message += f", {written.conflicting_duplicates} entries share a symbol and time with a different entry"
+    if written.hours_strict and plan.reader == Reader.FAST:
+        message += f", {written.hours_strict} of {found} hours read strictly"
+        if not written.hours_fast:
+            logger.warning("%s: every hour was read strictly; has the collector changed? (the log says why)", day)
     return DayResult(day, Outcome.PUBLISHED, message, list(tiers), written.row_count, found, seconds)
 
 
@@ -179,6 +241,8 @@ class WrittenDay:
     max_ts: str | None
     symbols: int
     conflicting_duplicates: int = 0
+    hours_fast: int = 0
+    hours_strict: int = 0
 
     @property
     def row_count(self):
@@ -199,6 +263,8 @@ class WrittenDay:
             "coverage_ratio": round(day_files.hours_found / 24, 4),
             "is_partial": bool(day_files.missing_hours),
             "bad_hours": day_files.bad_hours,
+            "hours_fast": self.hours_fast,
+            "hours_strict": self.hours_strict,
             "rows_by_hour": {hour: self.rows_by_hour.get(hour, 0) for hour in archive.HOURS},
             "skipped_lines": {
                 "total": self.skipped_total,
@@ -233,8 +299,50 @@ def coercions_for_tier(coercions, tier):
     return dict(sorted(renamed.items()))
 
 
-def write_day_files(day_files, tiers, out_dir, progress=None):
+def use_build_memory_pool():
+    """Arrow's memory from jemalloc, which gives freed memory back as a day streams through an hour
+    at a time; mimalloc (pyarrow's default) keeps it, about 60 MB more peak RSS per build."""
+    if pa.default_memory_pool().backend_name != "jemalloc":
+        with contextlib.suppress(NotImplementedError):  # a pyarrow built without it
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+class Reader:
+    FAST = "fast"
+    STRICT = "strict"
+    CHOICES = (FAST, STRICT)
+
+
+def read_hours(day_files, *, reader=None, max_line_bytes=None):
+    """Yield each hour file's HourRead, in hour order, with repeats found across the day.
+
+    ``reader="fast"`` (the default, ``settings.ARCHIVE_READER``) tries ``fastjson`` first: its
+    HourRead carries the tier 3 batch. An hour it cannot prove right, and every hour with
+    ``reader="strict"``, is read by ``archive.read_hour`` (entries for ``shape_tier3``). Both give
+    the same rows and counts; ``HourRead.batch`` says which one read it.
+    """
+    reader = reader or settings.ARCHIVE_READER
+    if reader not in Reader.CHOICES:
+        raise ValueError(f"unknown archive reader {reader!r}; choose {' or '.join(Reader.CHOICES)}")
+    max_line_bytes = max_line_bytes or settings.MAX_LINE_BYTES
+    seen = archive.SeenEntries()
+    for hour_file in day_files.hours:
+        hour = None
+        if reader == Reader.FAST:
+            try:
+                hour = fastjson.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
+            except fastjson.Fallback as why:
+                logger.info("%s hour %s: read strictly (%s)", day_files.day, hour_file.hour, why)
+            except Exception:  # a fault of the fast reader itself must not cost the hour: read it strictly
+                logger.warning(
+                    "%s hour %s: the fast reader failed; read strictly", day_files.day, hour_file.hour, exc_info=True
+                )
+        yield hour if hour is not None else archive.read_hour(hour_file, seen=seen, max_line_bytes=max_line_bytes)
+
+
+def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_line_bytes=None):
     """Stream the day's hours into one Parquet file per tier. Memory follows one hour file."""
+    use_build_memory_pool()
     paths = {tier: out_dir / f"{tier}.parquet" for tier in tiers}
     hourly = {tier: out_dir / f"{tier}.hours.parquet" if tier == Tier.TIER3 else paths[tier] for tier in tiers}
     writers = {
@@ -246,19 +354,21 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
     truncated, coercions, symbols = [], Coercions(), set()
     min_ts = max_ts = None
     conflicting = 0
+    paths_taken = Counter()
     try:
-        for hour in archive.read_day(day_files, max_line_bytes=settings.MAX_LINE_BYTES):
-            rows_by_hour[hour.hour] = len(hour.entries)
+        for hour in read_hours(day_files, reader=reader, max_line_bytes=max_line_bytes):
+            paths_taken[hour.batch is not None] += 1
+            rows_by_hour[hour.hour] = hour.rows
             skipped_by_hour[hour.hour] = hour.skipped_total
             reasons.update(hour.skipped)
             conflicting += hour.conflicting_duplicates
             if hour.truncated:
                 truncated.append(hour.hour)
             if progress:
-                progress(f"  {day_files.day} hour {hour.hour}: {len(hour.entries)} rows, {hour.skipped_total} skipped")
-            if not hour.entries:
+                progress(f"  {day_files.day} hour {hour.hour}: {hour.rows} rows, {hour.skipped_total} skipped")
+            if not hour.rows:
                 continue
-            batch = shape_tier3(hour.entries, coercions)
+            batch = hour.batch if hour.batch is not None else shape_tier3(hour.entries, coercions)
             del hour
             symbols.update(batch.column("symbol").drop_null().to_pylist())
             stamps = pc.min_max(batch.column("snapshot_ts"))
@@ -280,7 +390,18 @@ def write_day_files(day_files, tiers, out_dir, progress=None):
         if hourly[tier] != paths[tier]:
             merge_hours(hourly[tier], paths[tier], tier)
     return WrittenDay(
-        paths, rows_by_hour, skipped_by_hour, reasons, truncated, coercions, min_ts, max_ts, len(symbols), conflicting
+        paths,
+        rows_by_hour,
+        skipped_by_hour,
+        reasons,
+        truncated,
+        coercions,
+        min_ts,
+        max_ts,
+        len(symbols),
+        conflicting,
+        hours_fast=paths_taken[True],
+        hours_strict=paths_taken[False],
     )
 
 

@@ -15,6 +15,7 @@ with its holder, so a run after a crash proceeds at once.
 import logging
 import urllib.request
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 
@@ -22,7 +23,7 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from . import build, collect, index, locks, mtd, retention, storage
+from . import build, collect, index, locks, mtd, parallel, retention, storage
 from .models import BuildRun, DailyFile
 from .outcomes import Outcome
 from .parquet import archive
@@ -80,8 +81,12 @@ def catch_up_days(now=None):
     return [*missed, last]
 
 
-def run_nightly(*, days=None, tiers=None, force=False, dry_run=False, now=None, progress=None, command="build_daily"):
-    """Run the whole nightly job (or a backfill of ``days``). Returns a PipelineResult."""
+def run_nightly(
+    *, days=None, tiers=None, force=False, dry_run=False, now=None, progress=None, command="build_daily", jobs=1
+):
+    """Run the whole nightly job (or a backfill of ``days``). Returns a PipelineResult.
+
+    ``jobs``: days written at once by worker processes (``parallel``); 1 writes them here, one by one."""
     now = now or timezone.now()
     explicit = days is not None
     days = sorted(set(days)) if explicit else catch_up_days(now)
@@ -99,7 +104,7 @@ def run_nightly(*, days=None, tiers=None, force=False, dry_run=False, now=None, 
         return PipelineResult(held.run, locked_by=str(held))
     result = PipelineResult(recorder.run)
     try:
-        _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, recorder.lock)
+        _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, recorder.lock, jobs)
     except Exception as exc:
         log.exception("nightly pipeline crashed")
         recorder.finish(Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
@@ -128,8 +133,8 @@ def run_nightly(*, days=None, tiers=None, force=False, dry_run=False, now=None, 
     return result
 
 
-def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock):
-    _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock)
+def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock, jobs=1):
+    _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock, jobs)
     with recorder.step("collect") as step:
         try:
             result.collection = collect.collect_garbage(dry_run=dry_run, now=now)
@@ -139,12 +144,11 @@ def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say
     say(f"collect: {step['detail']}")
 
 
-def _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock):
+def _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock, jobs=1):
     last = build.yesterday(now)
-    with recorder.step("daily") as step:
-        for position, day in enumerate(days, 1):
-            say(f"[{position}/{len(days)}] {day}: building")
-            day_result = _build_one_day(day, tiers, force, dry_run, now)
+    with recorder.step("daily") as step, closing(_day_results(days, tiers, force, dry_run, now, jobs, say)) as done:
+        for position, day_result in done:  # closing: workers stop even if this loop stops early
+            day = day_result.date
             if (
                 day_result.outcome == Outcome.FAILED
                 and not explicit
@@ -158,6 +162,7 @@ def _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now,
             recorder.add_result(**day_result.as_dict())
             say(f"[{position}/{len(days)}] {day}: {day_result.outcome}: {day_result.message}")
             lock.ensure_held()
+        result.days.sort(key=lambda d: d.date)
         failures = [d for d in result.days if d.outcome == Outcome.FAILED]
         step["detail"] = "; ".join(f"{d.date}: {d.message}" for d in failures) or f"{len(result.days)} days"
         if failures:
@@ -197,9 +202,26 @@ def _build_one_day(day, tiers, force, dry_run, now):
     try:
         return build.build_day(day, tiers=tiers, force=force, dry_run=dry_run, now=now)
     except Exception as exc:
-        log.exception("building %s failed unexpectedly", day)
-        message = f"unexpected error: {type(exc).__name__}: {exc}"
-        return build.DayResult(day, Outcome.FAILED, message, cause=build.Cause.SYSTEM)
+        return build.unexpected_failure(day, exc)
+
+
+def _day_results(days, tiers, force, dry_run, now, jobs, say):
+    """Yield ``(position, DayResult)`` of each day as it is done: one after the other in this
+    process, or with ``jobs`` > 1 written by worker processes (``parallel``), as they finish."""
+    position = {day: n for n, day in enumerate(days, 1)}
+    if jobs <= 1 or len(days) < 2 or dry_run:
+        for day in days:
+            say(f"[{position[day]}/{len(days)}] {day}: building")
+            yield position[day], _build_one_day(day, tiers, force, dry_run, now)
+        return
+
+    def starting(day):
+        say(f"[{position[day]}/{len(days)}] {day}: building")
+
+    say(f"building {len(days)} days, {min(jobs, len(days))} at a time")
+    results = parallel.build_days(days, jobs=jobs, tiers=tiers, force=force, now=now, on_start=starting)
+    for day_result in results:
+        yield position[day_result.date], day_result
 
 
 def _ping(*, failed, dry_run):

@@ -62,6 +62,12 @@ def check_delivery_settings(app_configs, **kwargs):
                 id="instrumetriq.E009",
             )
         )
+    if settings.ARCHIVE_READER not in ("fast", "strict"):
+        messages.append(
+            Error(
+                f"ARCHIVE_READER must be 'fast' or 'strict', not {settings.ARCHIVE_READER!r}.", id="instrumetriq.E010"
+            )
+        )
     for name in ("BUILD_DEADLINE_UTC", "BUILD_TIME_UTC", "ROTATION_ANNOUNCE_TIME_UTC", "ROTATION_PROMOTE_TIME_UTC"):
         value = getattr(settings, name)
         try:

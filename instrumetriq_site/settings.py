@@ -197,6 +197,9 @@ MAX_LINE_BYTES = env_int("MAX_LINE_BYTES", 8 * 1024 * 1024)
 # Parquet files assembled from other files' column chunks (deliveries/parquet/splice.py); 0 encodes every
 # row with pyarrow instead (same rows, slower): the way back if a reader ever disagrees.
 PARQUET_SPLICE = env_bool("PARQUET_SPLICE", True)
+# How hour files are read: "fast" (Arrow's JSON reader, each hour it cannot prove right read
+# strictly) or "strict" (Python's json for every hour). The files are the same either way.
+ARCHIVE_READER = env("ARCHIVE_READER", "fast")
 
 STORAGE_BACKEND = env("STORAGE_BACKEND", "local")
 LOCAL_STORAGE_ROOT = Path(env("LOCAL_STORAGE_ROOT", VAR_DIR / "storage"))

@@ -294,3 +294,31 @@ def test_a_50_mb_line_is_streamed_past_without_being_held_in_memory(tmp_path):
     assert [e["symbol"] for e in result.entries] == ["A", "B"]
     assert result.skipped == {"line_too_long": 1}
     assert peak < 20 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_a_line_nested_deeper_than_python_reads_is_skipped_as_not_json(tmp_path):
+    deep = b'{"symbol": "A", "zz": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    body = deep + b"\n" + line(entry("BTC"))
+    result = archive.read_hour(write_hour(tmp_path, "00", gzip.compress(body)))
+    assert [e["symbol"] for e in result.entries] == ["BTC"]
+    assert result.skipped == {"not_json": 1}
+
+
+def test_an_integer_too_long_for_python_is_kept_as_a_value_no_column_holds(tmp_path):
+    """Python refuses integers of more than 4,300 digits; the line is still JSON, so the entry is
+    kept: the number is dropped with an unknown field, and nulled (counted) where the schema has it."""
+    huge = "1" + "0" * 5000
+    unknown = json.dumps(entry("A"))[:-1] + f', "zz": {huge}}}'
+    known = json.dumps({**entry("B"), "spot_raw": {"mid": 1.5}})[:-1] + f', "meta": {{"schema_version": {huge}}}}}'
+    body = (unknown + "\n" + known + "\n").encode()
+    result = archive.read_hour(write_hour(tmp_path, "00", gzip.compress(body)))
+    assert [e["symbol"] for e in result.entries] == ["A"]
+    assert isinstance(result.entries[0]["zz"], archive.OutOfRange)
+    assert result.skipped == {"wrong_type": 1}  # the schema version, which must be an int
+
+
+def test_a_key_with_a_lone_surrogate_is_a_wrong_type(tmp_path):
+    body = line(entry("A\ud800")) + line(entry("B"))
+    result = archive.read_hour(write_hour(tmp_path, "00", gzip.compress(body)))
+    assert [e["symbol"] for e in result.entries] == ["B"]
+    assert result.skipped == {"wrong_type": 1}

@@ -28,6 +28,7 @@ def test_a_run_killed_mid_build_shows_as_crashed_in_the_admin(live_server, conte
     page = context.new_page()
     page.goto(f"{live_server.url}/admin/deliveries/buildrun/")
     page.get_by_role("link", name="Crashed: its process died mid-run").click()  # the outcome filter
+    page.wait_for_url("**outcome__exact=crashed")  # count() does not wait for the filtered page
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
     row = rows.first.inner_text()

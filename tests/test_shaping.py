@@ -140,3 +140,13 @@ def test_tier2_last_cycle_keeps_only_its_twelve_fields_and_null_stays_null():
     assert len(rows[0]["twitter_sentiment_last_cycle"]) == 12
     assert rows[0]["twitter_sentiment_last_cycle"]["category_counts"] is None
     assert rows[1]["twitter_sentiment_last_cycle"] is None
+
+
+def test_ints_beyond_int64_become_null_and_are_counted_not_a_crash():
+    assert shape([2**64, -(2**63) - 1, 5], pa.int64()) == ([None, None, 5], {"x": 2})
+
+
+def test_strings_with_a_lone_surrogate_become_null_and_are_counted_not_a_crash():
+    """JSON allows the escape \\ud800, and Python reads it (and its UTF-8 bytes) as a lone surrogate,
+    which no UTF-8 string can hold."""
+    assert shape(["ok", "a\ud800", "é"], pa.string()) == (["ok", None, "é"], {"x": 1})

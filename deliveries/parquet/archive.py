@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..tiers import REQUIRED_KEYS
 from .gzip_lines import DEFAULT_MAX_LINE_BYTES, HourLines, hour_file_problem
+from .shaping import is_text
 
 HOURS = tuple(f"{h:02d}" for h in range(24))
 DAY_FOLDER = re.compile(r"^\d{8}$")
@@ -103,10 +104,15 @@ class HourRead:
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     truncated: bool = False
     conflicting_duplicates: int = 0  # kept entries whose key an earlier, different entry of the day has
+    batch: object = None  # the hour as a tier 3 RecordBatch, when the fast reader (fastjson) made it
 
     @property
     def skipped_total(self):
         return sum(self.skipped.values())
+
+    @property
+    def rows(self):
+        return self.batch.num_rows if self.batch is not None else len(self.entries)
 
 
 def folder_name(day):
@@ -165,13 +171,40 @@ def parse_line(raw):
     if not raw.strip():
         return None, Skip.BLANK
     try:
-        entry = json.loads(raw)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both derive from it
-        return None, Skip.NOT_JSON
+        entry = _loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError derive from ValueError
+        return None, Skip.NOT_JSON  # RecursionError: nested deeper than Python reads (no entry is)
     if type(entry) is not dict:
         return None, Skip.NOT_AN_OBJECT
     problem = entry_problem(entry)
     return (None, problem) if problem else (entry, None)
+
+
+class OutOfRange:
+    """An integer too long for Python to read (more than ``sys.get_int_max_str_digits()`` digits).
+
+    The line is still JSON, so the entry is kept; no column can hold the number (int64, nor a double
+    exactly), so where the schema has it, it becomes null and is counted, like any value of the
+    wrong type; elsewhere it is dropped with the unknown field.
+    """
+
+    __slots__ = ()
+
+
+def _long_int(text):
+    try:
+        return int(text)
+    except ValueError:
+        return OutOfRange()
+
+
+def _loads(raw):
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+    return json.loads(raw, parse_int=_long_int)
 
 
 # The required fields (data contract 1.1) and the JSON types they must have: the key is two
@@ -192,8 +225,8 @@ def entry_problem(entry):
     """The Skip reason of a parsed entry that cannot be published, or None.
 
     Missing (absent or null) comes before wrong type: an entry missing one field and mistyping
-    another is counted once, as missing. An empty ``symbol`` or ``snapshot_ts`` is a wrong type:
-    the row would have no key.
+    another is counted once, as missing. An empty ``symbol`` or ``snapshot_ts``, or one that is no
+    text (a lone surrogate), is a wrong type: the row would have no key.
     """
     missing = False
     wrong = False
@@ -201,7 +234,7 @@ def entry_problem(entry):
         value = entry.get(key)
         if value is None:
             missing = True
-        elif type(value) is not kind or (kind is str and not value.strip()):
+        elif type(value) is not kind or (kind is str and not (value.strip() and is_text(value))):
             wrong = True
     meta = entry.get("meta")
     if type(meta) is dict:
@@ -226,7 +259,12 @@ def line_digest(raw):
     Byte for byte, without the line ending and surrounding blanks: a copied hour file, or a replayed
     buffer, repeats the collector's lines exactly.
     """
-    return hashlib.sha256(raw.strip()).digest()[:16]
+    return trimmed_digest(raw.strip())
+
+
+def trimmed_digest(trimmed):
+    """``line_digest`` of a line already without its surrounding blanks (bytes or a memoryview)."""
+    return hashlib.sha256(trimmed).digest()[:16]
 
 
 class SeenEntries:
@@ -239,13 +277,22 @@ class SeenEntries:
 
     def check(self, entry, raw):
         """NEW (first of its key), DUPLICATE (the same line again) or CONFLICT (its key, other content)."""
-        digest = line_digest(raw)
-        known = self._digests.setdefault(entry_key(entry), set())
-        if digest in known:
-            return self.DUPLICATE
-        verdict = self.CONFLICT if known else self.NEW
-        known.add(digest)
+        key, digest = entry_key(entry), line_digest(raw)
+        verdict = self.verdict(key, digest)
+        if verdict != self.DUPLICATE:
+            self.add(key, digest)
         return verdict
+
+    def verdict(self, key, digest):
+        """What ``check`` would say of an entry, without remembering it (a reader that may give up
+        on an hour asks first, and remembers the hour's entries only once it keeps them)."""
+        known = self._digests.get(key)
+        if not known:
+            return self.NEW
+        return self.DUPLICATE if digest in known else self.CONFLICT
+
+    def add(self, key, digest):
+        self._digests.setdefault(key, set()).add(digest)
 
 
 def read_hour(hour_file, *, seen=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):

@@ -46,6 +46,24 @@ def _clean_int(value):
     return None, value is None
 
 
+def is_text(value):
+    """A str that UTF-8 can encode: not one with a lone surrogate (which the JSON escape ``\\ud800``
+    and Python's reading of such bytes make), which no Arrow string can hold."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean_str(value):
+    if type(value) is str:
+        return (value, True) if is_text(value) else (None, False)
+    return None, value is None
+
+
 def _clean_exact(expected):
     def clean(value):
         if type(value) is expected:
@@ -58,7 +76,7 @@ def _clean_exact(expected):
 _PRIMITIVES = {
     pa.float64(): (frozenset({float, NoneType}), _clean_double),
     pa.int64(): (frozenset({int, NoneType}), _clean_int),
-    pa.string(): (frozenset({str, NoneType}), _clean_exact(str)),
+    pa.string(): (frozenset({str, NoneType}), _clean_str),
     pa.bool_(): (frozenset({bool, NoneType}), _clean_exact(bool)),
 }
 
@@ -66,7 +84,10 @@ _PRIMITIVES = {
 def _primitive(values, type_, path, coercions):
     fast_types, clean = _PRIMITIVES[type_]
     if fast_types.issuperset(map(type, values)):
-        return pa.array(values, type=type_)
+        try:
+            return pa.array(values, type=type_)
+        except (OverflowError, UnicodeEncodeError):  # an int beyond int64, a lone surrogate: cleaned below
+            pass
     cleaned = []
     bad = 0
     for value in values:

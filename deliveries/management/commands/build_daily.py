@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from deliveries import locks, pipeline
+from deliveries import locks, parallel, pipeline
 from deliveries.build import parse_day, yesterday
 from deliveries.tiers import Tier
 from instrumetriq_site.logging import utc_stamp
@@ -39,6 +39,12 @@ class Command(BaseCommand):
             help="only rewrite the download index (index/tierN.json) of the selected tiers from what is "
             "published; build nothing (the emergency procedure's 'regenerate index')",
         )
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            help="days written at once, each by a worker process (default: the CPUs, capped so that memory "
+            f"stays under {parallel.MEMORY_BUDGET_MB} MB; now {parallel.default_jobs()}); 1 writes them one by one",
+        )
 
     def say(self, message, style=None):
         line = f"{utc_stamp()} {message}"
@@ -48,12 +54,16 @@ class Command(BaseCommand):
         if options["force_index"]:
             return self.force_index(options)
         days = self.requested_days(options)
+        jobs = options["jobs"] if options["jobs"] is not None else parallel.default_jobs()
+        if jobs < 1:
+            raise CommandError("--jobs must be at least 1")
         verbosity = options["verbosity"]
         result = pipeline.run_nightly(
             days=days,
             tiers=options["tier"],
             force=options["force"],
             dry_run=options["dry_run"],
+            jobs=jobs,
             progress=self.say if verbosity >= 1 else None,
         )
         summary = f"build_daily {result.summary()} (run #{result.run.pk})"
