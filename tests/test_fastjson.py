@@ -483,7 +483,7 @@ def test_the_read_schema_is_tier_3s_with_int64_read_as_double_and_the_archive_na
 
 
 def test_a_fast_hour_equals_the_strict_shaping_of_the_same_entries(tmp_path):
-    from deliveries.shaping import Coercions, shape_tier3
+    from deliveries.parquet.shaping import Coercions, shape_tier3
 
     stats = sample.write_day(tmp_path, DAY, entries_per_hour=30, samples_per_entry=12)
     for hour in archive.find_day(tmp_path, DAY).hours[:3]:

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from deliveries import build, locks, parallel, pipeline, sample, storage
 from deliveries.models import BuildRun, DailyFile
+from deliveries.outcomes import Outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -54,10 +55,10 @@ def test_two_jobs_publish_every_day_with_progress_and_the_same_bytes_as_one_job(
     for n, day in enumerate(DAYS, 1):
         assert f"[{n}/4] {day}: building" in output
         assert f"[{n}/4] {day}: published" in output
-    assert output.strip().splitlines()[-1].startswith("build_daily success: days 4 published")
+    assert output.strip().splitlines()[-1].endswith("UTC build_daily success: days 4 published (run #1)")
     run = BuildRun.objects.get()
     assert sorted(r["date"] for r in run.results) == [d.isoformat() for d in DAYS]
-    assert [s["name"] for s in run.steps] == ["daily", "mtd", "retention", "index"]
+    assert [s["name"] for s in run.steps] == ["daily", "mtd", "retention", "index", "collect"]
     in_parallel = published()
     assert len(in_parallel) == 12
     build_daily("--from", "2026-11-18", "--to", "2026-11-21", "--jobs", "1", "--force")
@@ -133,7 +134,7 @@ def test_a_worker_that_dies_fails_the_days_it_held_and_a_new_pool_builds_the_res
     assert outcomes[DAYS[0]].outcome in ("published", "failed")  # it was in the pool that broke
     dates = {row_date for _, row_date in published()}
     assert DAYS[1] not in dates and {DAYS[2], DAYS[3]} <= dates
-    assert result.run.outcome == BuildRun.Outcome.FAILED
+    assert result.run.outcome == Outcome.FAILED
     assert result.run.steps[0]["name"] == "daily" and result.run.steps[0]["outcome"] == "failed"
     assert scratch_leftovers() == []
     assert multiprocessing.active_children() == []
@@ -163,7 +164,7 @@ def test_a_run_that_loses_the_lock_stops_its_workers_and_publishes_nothing_more(
     monkeypatch.setattr(locks.HeldLock, "ensure_held", ensure_held)
     result = pipeline.run_nightly(days=DAYS, jobs=2)
     run = BuildRun.objects.get(pk=result.run.pk)
-    assert run.outcome == BuildRun.Outcome.FAILED and "the build lock was lost" in run.error
+    assert run.outcome == Outcome.FAILED and "the build lock was lost" in run.error
     assert len(calls) == 1
     assert len({row_date for _, row_date in published()}) == 1  # the day that finished first, no other
     assert [s["name"] for s in run.steps] == ["daily"]

@@ -231,7 +231,7 @@ class LeafProfile:
             return
         scale = HISTOGRAM_BINS / (high - low)
         if not pa.types.is_float64(values.type):
-            values = pc.cast(values, pa.float64())
+            values = pc.cast(values, pa.float64(), safe=False)  # an int64 beyond 2^53 bins by its nearest double
         offsets = pc.multiply(pc.subtract(values, float(low)), scale)
         index = pc.cast(offsets, pa.int64(), safe=False)  # offsets are >= 0: truncation is floor
         for item in pc.value_counts(index).to_pylist():
