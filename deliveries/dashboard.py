@@ -18,10 +18,11 @@ from django.utils import timezone
 from tokens.models import RotationEvent, TierToken, TokenState
 from tokens.schedule import Schedule, promote_after
 
-from . import downloads, health
+from . import health
 from .admin import first_failure, human_duration
 from .models import BuildRun, DownloadCount
 from .tiers import Tier
+from .web import downloads
 
 STRIP_DAYS = 7
 CHART_DAYS = 30

@@ -10,8 +10,9 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from deliveries import downloads, storage
+from deliveries import storage
 from deliveries.models import DownloadCount
+from deliveries.web import downloads
 from tokens import rotation
 
 from .test_views_support import NOW, issue_current, live_tokens, publish_scenario

@@ -29,9 +29,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from deliveries import explore, mtd, publish, storage
+from deliveries import mtd, publish, storage
 from deliveries.models import DownloadCount
 from deliveries.tiers import schema_for
+from deliveries.web import explore
 
 from .factories import daily_manifest
 from .test_views_support import issue_current

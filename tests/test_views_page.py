@@ -11,9 +11,11 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from deliveries import downloads, explore, mtd, publish, storage, views
+from deliveries import mtd, publish, storage
 from deliveries.models import DailyFile
 from deliveries.tiers import schema_for
+from deliveries.web import downloads, explore
+from deliveries.web import page as views
 from tokens import rotation
 
 from .factories import daily_manifest, dense_table, publish_day, write_parquet

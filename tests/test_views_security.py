@@ -10,7 +10,8 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from deliveries import downloads, storage
+from deliveries import storage
+from deliveries.web import downloads
 
 from .test_views_support import NOW, TODAY, issue_current, publish_scenario
 

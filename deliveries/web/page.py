@@ -23,10 +23,11 @@ from django.views.decorators.http import require_safe
 
 import tokens
 
-from . import downloads, explore, storage
+from .. import storage
+from ..storage import StorageError
+from ..tiers import TIER_DESCRIPTIONS, Tier, schema_for
+from . import downloads, explore
 from .downloads import DAILY, MTD
-from .storage import StorageError
-from .tiers import TIER_DESCRIPTIONS, Tier, schema_for
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed, Enclosure
 from django.views.decorators.http import require_safe
 
-from . import downloads, views
+from . import downloads
+from . import page as views
 from .downloads import DAILY, MTD
 
 

@@ -3,7 +3,7 @@ no-referrer/no-store headers from the middleware; /files/ carries a signed ticke
 
 from django.urls import path, register_converter
 
-from . import views
+from . import page as views
 from .feeds import tier_feed
 
 

@@ -10,7 +10,7 @@ it), so it stays within the site's Content-Security-Policy.
 import pyarrow as pa
 from django.utils.html import format_html, format_html_join, mark_safe
 
-from .tiers import describe_type, schema_for
+from ..tiers import describe_type, schema_for
 
 HIST_WIDTH, HIST_HEIGHT = 40, 10
 QUERY_COLUMNS = ("symbol", "snapshot_ts")

@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from . import health
+from .. import health
 
 CACHE_KEY = "deliveries:healthz"
 

@@ -26,8 +26,8 @@ from django.utils.http import content_disposition_header, http_date
 
 from instrumetriq_site.compiled_queries import fetch, placeholder
 
-from . import storage
-from .models import DailyFile, DownloadCount, MonthBundle, StoredVersion
+from .. import storage
+from ..models import DailyFile, DownloadCount, MonthBundle, StoredVersion
 
 logger = logging.getLogger(__name__)
 
