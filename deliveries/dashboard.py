@@ -15,6 +15,7 @@ from django.db.models import Sum
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from instrumetriq_site.utc import expected_newest_day
 from tokens.models import RotationEvent, TierToken, TokenState
 from tokens.schedule import Schedule, promote_after
 
@@ -122,7 +123,7 @@ def tier_strip(listing, expected_newest, today):
 def tier_states(now):
     schedule = Schedule.from_settings()
     live = {(row.tier, row.state): row for row in TierToken.objects.live()}
-    expected = health.expected_newest_day(now)
+    expected = expected_newest_day(now)
     today = now.date()
     states = []
     for tier in Tier:

@@ -11,6 +11,8 @@ from pathlib import Path
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from instrumetriq_site.utc import cron_line
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
@@ -271,29 +273,24 @@ ROTATION_PROMOTE_TIME_UTC = env("ROTATION_PROMOTE_TIME_UTC", "00:00")
 BUILD_TIME_UTC = env("BUILD_TIME_UTC", "00:30")
 
 
-def _cron_line(hhmm, weekday="*"):
-    hour, minute = (int(part) for part in hhmm.split(":"))
-    return f"{minute} {hour} * * {weekday}"
-
-
 CRON_LOG_DIR = Path(env("CRON_LOG_DIR", VAR_DIR / "log"))
 CRONJOBS = [
     (
-        _cron_line(BUILD_TIME_UTC),
+        cron_line(BUILD_TIME_UTC),
         "instrumetriq_site.cron.run_command",
         ["build_daily"],
         {},
         f">> {CRON_LOG_DIR / 'build_daily.log'} 2>&1",
     ),
     (
-        _cron_line(ROTATION_ANNOUNCE_TIME_UTC, ROTATION_ANNOUNCE_WEEKDAY),
+        cron_line(ROTATION_ANNOUNCE_TIME_UTC, ROTATION_ANNOUNCE_WEEKDAY),
         "instrumetriq_site.cron.run_command",
         ["rotate_tokens"],
         {"mode": "announce"},
         f">> {CRON_LOG_DIR / 'rotate_tokens.log'} 2>&1",
     ),
     (
-        _cron_line(ROTATION_PROMOTE_TIME_UTC, ROTATION_PROMOTE_WEEKDAY),
+        cron_line(ROTATION_PROMOTE_TIME_UTC, ROTATION_PROMOTE_WEEKDAY),
         "instrumetriq_site.cron.run_command",
         ["rotate_tokens"],
         {"mode": "promote"},

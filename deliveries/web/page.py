@@ -10,7 +10,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from urllib.parse import quote
 
 from django.conf import settings
@@ -22,6 +22,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 import tokens
+from instrumetriq_site.utc import expected_newest_day, iso_z, next_build
+from tokens.schedule import Schedule
 
 from .. import storage
 from ..storage import StorageError
@@ -30,8 +32,6 @@ from . import downloads, explore
 from .downloads import DAILY, MTD
 
 logger = logging.getLogger(__name__)
-
-WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")  # cron numbering
 
 
 # --- Small helpers -------------------------------------------------------------------------------
@@ -56,37 +56,11 @@ def validate(tier, token):
     return tokens.validate(tier, token)
 
 
-def utc_iso(value):
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
-def _hhmm(value):
-    hour, minute = (int(part) for part in value.split(":"))
-    return time(hour, minute)
-
-
-def next_weekly(now, cron_weekday, hhmm):
-    """The next moment (after ``now``) of a weekly UTC schedule given as cron weekday and HH:MM."""
-    at = _hhmm(hhmm)
-    python_weekday = (cron_weekday - 1) % 7  # cron: 0 = Sunday; Python: 0 = Monday
-    candidate = datetime.combine(now.date(), at, tzinfo=UTC) + timedelta(days=(python_weekday - now.weekday()) % 7)
-    return candidate if candidate > now else candidate + timedelta(days=7)
-
-
-def next_build(now):
-    """The next nightly build (BUILD_TIME_UTC) after ``now``."""
-    candidate = datetime.combine(now.date(), _hhmm(settings.BUILD_TIME_UTC), tzinfo=UTC)
-    return candidate if candidate > now else candidate + timedelta(days=1)
-
-
-def rotation_schedule():
-    """When links change, in words the pages can use (from the ROTATION_* settings)."""
-    return {
-        "announce_day": WEEKDAYS[settings.ROTATION_ANNOUNCE_WEEKDAY],
-        "announce_time": settings.ROTATION_ANNOUNCE_TIME_UTC,
-        "promote_day": WEEKDAYS[settings.ROTATION_PROMOTE_WEEKDAY],
-        "promote_time": settings.ROTATION_PROMOTE_TIME_UTC,
-    }
+def outgoing_until(validation, now):
+    """When an outgoing token stops working (None for a token that is not outgoing)."""
+    if not validation.is_outgoing:
+        return None
+    return validation.promotes_at or Schedule.from_settings().promote.next_after(now)
 
 
 def token_query(token):
@@ -114,7 +88,7 @@ def file_links(tier, token, kind, label, *, absolute=False, version=None):
 
 def forbidden(request, tier):
     """The friendly 403: which plan, where the current link is, when links change. Never why."""
-    context = {"tier": tier, "plan": tier.plan, "schedule": rotation_schedule()}
+    context = {"tier": tier, "plan": tier.plan, "schedule": Schedule.from_settings()}
     return render(request, "deliveries/forbidden.html", context, status=403)
 
 
@@ -172,8 +146,7 @@ def chart_days(listing, today):
     if not known:
         return []
     first, last = min(known), max(known)
-    deadline = _hhmm(settings.BUILD_DEADLINE_UTC)
-    expected_last = today - timedelta(days=1 if timezone.now().time() >= deadline else 2)
+    expected_last = expected_newest_day(timezone.now())
     if last < expected_last <= last + timedelta(days=settings.DAILY_RETENTION_DAYS):
         last = expected_last
     bars = []
@@ -313,10 +286,10 @@ def page_key(tier, validation, listing, now):
         validation.is_outgoing,
         validation.promotes_at,
         now.date(),
-        now.time() >= _hhmm(settings.BUILD_DEADLINE_UTC),
+        expected_newest_day(now),
         next_build(now),
-        next_weekly(now, settings.ROTATION_PROMOTE_WEEKDAY, settings.ROTATION_PROMOTE_TIME_UTC),
-        tuple(sorted(rotation_schedule().items())),
+        outgoing_until(validation, now),
+        Schedule.from_settings(),
         settings.DAILY_RETENTION_DAYS,
         settings.STATIC_URL,
         settings.SITE_URL,
@@ -345,13 +318,8 @@ def page_context(tier, token, validation, listing, now):
         "plan": tier.plan,
         "description": TIER_DESCRIPTIONS[tier],
         "validation": validation,
-        "outgoing_until": (
-            validation.promotes_at
-            or next_weekly(now, settings.ROTATION_PROMOTE_WEEKDAY, settings.ROTATION_PROMOTE_TIME_UTC)
-        )
-        if validation.is_outgoing
-        else None,
-        "schedule": rotation_schedule(),
+        "outgoing_until": outgoing_until(validation, now),
+        "schedule": Schedule.from_settings(),
         "mtd": mtd_entry(tier, token, listing.mtd, today),
         "daily": [daily_entry(tier, token, daily) for daily in listing.daily],
         "retention_days": settings.DAILY_RETENTION_DAYS,
@@ -486,13 +454,13 @@ def api_entry(tier, token, kind, label, obj, extra):
         "rows": obj.row_count,
         "size_bytes": obj.size_bytes,
         "sha256": obj.sha256,
-        "built_at": utc_iso(obj.built_at),
+        "built_at": iso_z(obj.built_at),
         "filename": obj.download_filename,
         "url": links["url"],
         "query_url": links["url"],  # the same token-checked link: it answers HEAD and Range
         "manifest_url": links["manifest_url"],
         "signed_url": signed,
-        "signed_url_expires_at": utc_iso(expires_at),
+        "signed_url_expires_at": iso_z(expires_at),
     }
 
 
@@ -535,15 +503,10 @@ def api_payload(tier, token, validation, listing, now):
     return {
         "tier": tier.value,
         "plan": tier.plan,
-        "generated_at": utc_iso(now),
-        "last_build_at": utc_iso(listing.last_build_at),
-        "next_update_at": utc_iso(next_build(now)),
-        "token_expires_at": utc_iso(
-            validation.promotes_at
-            or next_weekly(now, settings.ROTATION_PROMOTE_WEEKDAY, settings.ROTATION_PROMOTE_TIME_UTC)
-        )
-        if validation.is_outgoing
-        else None,
+        "generated_at": iso_z(now),
+        "last_build_at": iso_z(listing.last_build_at),
+        "next_update_at": iso_z(next_build(now)),
+        "token_expires_at": iso_z(outgoing_until(validation, now)),
         "mtd": mtd,
         "daily": daily,
     }
