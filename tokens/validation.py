@@ -5,12 +5,16 @@ costs nothing. A well-formed token costs one HMAC and one indexed query, with no
 cache: a rotation is seen by every worker on its next request. The lookup is by HMAC digest, so
 the index comparison's timing says nothing an attacker could steer without the secret; the
 found digest is still compared in constant time.
-
-Only the standard library is imported at module level: ``tokens`` is imported while apps load.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
+
+from deliveries.tiers import Tier
+
+from . import crypto
+from .models import TierToken, TokenState
+from .schedule import promote_after
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,6 @@ def validate(tier, token, *, at=None):
     tokens worked at that moment. Without it, the live rotation state decides, which does not
     depend on the web host's clock agreeing with the cron host's.
     """
-    from deliveries.tiers import Tier
-
-    from . import crypto
-
     if not isinstance(tier, str) or tier not in Tier.values:
         return Validation(ok=False, tier="")
     tier = Tier(tier).value
@@ -45,9 +45,6 @@ def validate(tier, token, *, at=None):
 
 
 def _lookup(tier, token, at):
-    from . import crypto
-    from .models import TierToken
-
     digest = crypto.digest(token)
     if at is None:
         return _lookup_live(tier, digest)
@@ -61,44 +58,20 @@ def _lookup(tier, token, at):
     return _accepted(tier, state, next_announced_at)
 
 
-LIVE_FIELDS = ("digest", "state", "announced_at")
-TIER_PARAM = "\x00tier"  # instrumetriq_site.compiled_queries.placeholder("tier"), without the import at app load
-
-
 def _lookup_live(tier, digest):
     """The hot path of every page and download: the tier's live tokens (at most a current and a
-    next) in one plain indexed query, each compared with the candidate in constant time.
-
-    A plain query rather than the annotated one of ``at=``, compiled once per process: it is what
-    the tier page spends most of its time on, and the next token's announce time comes with its
-    own row.
-    """
-    from instrumetriq_site.compiled_queries import fetch
-
-    from . import crypto
-    from .models import TierToken, TokenState
-
-    live = fetch(
-        "tokens.live",
-        TierToken,
-        LIVE_FIELDS,
-        lambda: TierToken.objects.filter(tier=TIER_PARAM, state__in=[TokenState.CURRENT, TokenState.NEXT]).values_list(
-            *LIVE_FIELDS
-        ),
-        {TIER_PARAM: tier},
-    )
-    matched = [row["state"] for row in live if crypto.digests_match(row["digest"], digest)]
+    next) in one plain indexed query, each compared with the candidate in constant time. The next
+    token's announce time comes with its own row."""
+    live = list(TierToken.objects.for_tier(tier).live().values_list("digest", "state", "announced_at"))
+    matched = [state for stored, state, _ in live if crypto.digests_match(stored, digest)]
     if not matched:
         return Validation(ok=False, tier=tier)
-    next_announced_at = next((row["announced_at"] for row in live if row["state"] == TokenState.NEXT), None)
+    next_announced_at = next((announced for _, state, announced in live if state == TokenState.NEXT), None)
     return _accepted(tier, matched[0], next_announced_at)
 
 
 def _accepted(tier, state, next_announced_at):
     """An accepted token; the current one is outgoing while a next token is announced."""
-    from .models import TokenState
-    from .schedule import promote_after
-
     outgoing = state == TokenState.CURRENT and next_announced_at is not None
     return Validation(
         ok=True,

@@ -1,6 +1,6 @@
 """Subscriber views: the tier page, the token-checked downloads, the JSON API and the signed links.
 
-Thin on purpose: check the token (``tokens.validate``, nothing else of tokens), ask
+Thin on purpose: check the token (``tokens.validation.validate``, nothing else of tokens), ask
 ``deliveries.downloads`` for files and bytes, and turn the outcomes into statuses. The page itself
 costs three queries: the token, the daily files, the month bundle.
 """
@@ -21,9 +21,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-import tokens
 from instrumetriq_site.utc import expected_newest_day, iso_z, next_build
 from tokens.schedule import Schedule
+from tokens.validation import validate as validate_token
 
 from .. import storage
 from ..storage import StorageError
@@ -53,7 +53,7 @@ def validate(tier, token):
     """The token's Validation, or None without a token (no query for an empty string)."""
     if not token:
         return None
-    return tokens.validate(tier, token)
+    return validate_token(tier, token)
 
 
 def outgoing_until(validation, now):
