@@ -1,7 +1,7 @@
 """Delivery state at a glance: the operator's morning question, "did last night work, and what do
 subscribers see?", answered on one admin page (``/admin/delivery-state/``).
 
-Everything here is read from what the site itself serves (``downloads.listing``), the run records
+Everything here is read from what the site itself serves (``web.listing.list_files``), the run records
 and the health checks, so the page cannot disagree with the tier pages or with ``healthcheck``.
 Plain functions returning plain data; the view only renders them.
 """
@@ -23,7 +23,7 @@ from . import health
 from .admin import first_failure, human_duration
 from .models import BuildRun, DownloadCount
 from .tiers import Tier
-from .web import downloads
+from .web.listing import list_files
 
 STRIP_DAYS = 7
 CHART_DAYS = 30
@@ -127,7 +127,7 @@ def tier_states(now):
     today = now.date()
     states = []
     for tier in Tier:
-        listing = downloads.listing(tier.value)
+        listing = list_files(tier.value)
         upcoming = live.get((tier.value, TokenState.NEXT))
         states.append(
             TierState(

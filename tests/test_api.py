@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from deliveries import storage
 from deliveries.models import DownloadCount
+from deliveries.web import api as api_views
 from deliveries.web import downloads
 from tokens import rotation
 
@@ -254,7 +255,7 @@ def test_unexpected_failure_is_500_json_not_a_traceback(client, scenario, token,
     def broken(tier):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(downloads, "listing", broken)
+    monkeypatch.setattr(api_views, "list_files", broken)
     data = assert_json_error(api(client, token), 500, "server_error")
     assert "boom" not in json.dumps(data)
 

@@ -14,8 +14,11 @@ from django.urls import reverse
 from deliveries import mtd, publish, storage
 from deliveries.models import DailyFile
 from deliveries.tiers import schema_for
-from deliveries.web import downloads, explore
+from deliveries.web import explore
+from deliveries.web import listing as listing_module
 from deliveries.web import page as views
+from deliveries.web.listing import list_files, newest_part
+from deliveries.web.snippets import query_snippets
 from tokens import rotation
 
 from .factories import daily_manifest, dense_table, publish_day, write_parquet
@@ -368,7 +371,7 @@ def test_query_snippets_carry_the_real_token_checked_url(client, scenario, token
     for name in ("pandas", "polars", "duckdb"):
         snippet = html[html.index(f'<code id="query-{name}">') :]
         snippet = unescape(snippet[: snippet.index("</code>")].removeprefix(f'<code id="query-{name}">'))
-        assert snippet == explore.query_snippets(url)[name]
+        assert snippet == query_snippets(url)[name]
     assert "keep the code private" in html and "sends no <code>Referer</code>" in html
 
 
@@ -385,7 +388,7 @@ def test_days_without_a_profile_still_show_their_columns(client, token):
     day = publish_day("tier1", TODAY.replace(day=9))
     DailyFile.objects.filter(pk=day.pk).update(manifest={"missing_hours": []})  # built before profiles
     views._rendered.clear()  # same row, same build time: the page of an earlier test would be reused
-    downloads._newest_parts.clear()  # and so would the profile of the same file
+    listing_module._newest_parts.clear()  # and so would the profile of the same file
     html = page(client, token=token).content.decode()
     assert '<code>spot_mid</code></span><span class="type">double</span>' in html
     assert '<svg class="hist"' not in html and 'data-testid="preview"' not in html
@@ -394,12 +397,12 @@ def test_days_without_a_profile_still_show_their_columns(client, token):
 def test_only_the_newest_days_profile_and_preview_leave_the_database(token):
     for day in (7, 8, 9):
         publish_day("tier1", TODAY.replace(day=day))
-    assert downloads.listing("tier1").newest == {}  # the API's, the feed's
-    listing = downloads.listing("tier1", newest_parts=True)
+    assert list_files("tier1").newest == {}  # the API's, the feed's
+    listing = list_files("tier1", newest_parts=True)
     assert set(listing.newest) == {"profile", "preview"}
     newest = DailyFile.objects.get(date=TODAY.replace(day=9))
-    assert downloads.newest_part(listing, "profile") == newest.manifest["profile"]
-    assert downloads.newest_part(listing, "preview") == newest.manifest["preview"]
+    assert newest_part(listing, "profile") == newest.manifest["profile"]
+    assert newest_part(listing, "preview") == newest.manifest["preview"]
 
 
 def test_the_newest_days_profile_is_sent_again_only_when_the_newest_file_changes():
@@ -408,26 +411,23 @@ def test_the_newest_days_profile_is_sent_again_only_when_the_newest_file_changes
 
     publish_day("tier1", TODAY.replace(day=8))
     first = publish_day("tier1", TODAY.replace(day=9), rows=12)
-    downloads._newest_parts.clear()
+    listing_module._newest_parts.clear()
 
     def listed():
         with CaptureQueriesContext(connection) as queries:
-            listing = downloads.listing("tier1", newest_parts=True)
+            listing = list_files("tier1", newest_parts=True)
         return listing, queries[0]["sql"]
 
     listing, _ = listed()
-    assert downloads.newest_part(listing, "profile") == first.manifest["profile"]
+    assert newest_part(listing, "profile") == first.manifest["profile"]
     again, _ = listed()  # same file: the query sends nothing new, the kept text is used
     assert again.newest is listing.newest
     rebuilt = publish_day("tier1", TODAY.replace(day=9), rows=15)  # another file for the same day
     changed, _ = listed()
     assert changed.newest is not listing.newest
-    assert downloads.newest_part(changed, "profile") == rebuilt.manifest["profile"] != first.manifest["profile"]
+    assert newest_part(changed, "profile") == rebuilt.manifest["profile"] != first.manifest["profile"]
     DailyFile.objects.filter(pk=rebuilt.pk).update(deleted_at=NOW)  # the 8th is the newest again
-    assert (
-        downloads.newest_part(listed()[0], "profile")
-        == DailyFile.objects.get(date=TODAY.replace(day=8)).manifest["profile"]
-    )
+    assert newest_part(listed()[0], "profile") == DailyFile.objects.get(date=TODAY.replace(day=8)).manifest["profile"]
 
 
 def test_preview_structs_show_their_fields_in_the_contracts_order_whatever_the_database_keeps():

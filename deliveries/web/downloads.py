@@ -1,38 +1,34 @@
-"""Plain functions behind the subscriber pages and download endpoints.
-
-Which files a tier shows, which stored object a download URL means, how its bytes leave (a 302 to a
-presigned URL on S3/R2, or a Range/ETag-aware stream from local storage) and how it is counted.
-Views stay thin: they check the token, call these, and turn ``NotAvailable``/``StorageError`` into
-a 404 or a 503.
+"""The token-checked downloads and the signed local links: which stored object a URL means, how
+its bytes leave (a 302 to a presigned URL on S3/R2, or a Range/ETag-aware stream from local
+storage) and how it is counted. ``NotAvailable`` becomes the 404 page, ``StorageError`` the 503.
 """
 
 import hashlib
-import json
 import logging
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Case, F, OuterRef, Q, Subquery, TextField, When
-from django.db.models.fields.json import KT
-from django.http import FileResponse, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
-from django.http.response import StreamingHttpResponse
+from django.db.models import F
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import content_disposition_header, http_date
-
-from instrumetriq_site.compiled_queries import fetch, placeholder
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_safe
 
 from .. import storage
 from ..models import DailyFile, DownloadCount, MonthBundle, StoredVersion
+from ..storage import StorageError
+from .access import tier_token
+from .links import tier_url
+from .streaming import NotAvailable, stream_local
 
 logger = logging.getLogger(__name__)
 
 DAILY, MTD = "daily", "mtd"
-CHUNK = 256 * 1024
 
 # The storage layout of data-contract section 4 (a version's folder, or the unversioned keys of
 # earlier installations); anything else is not a deliverable object.
@@ -41,152 +37,6 @@ KEY_PATTERN = re.compile(
     r"(?P<part>data\.parquet|manifest\.json)$"
 )
 VERSION_PATTERN = re.compile(r"^[0-9a-f]{16}$")
-
-
-# A parameter value no tier has, replaced by the real tier when a compiled query runs.
-TIER_PARAM = placeholder("tier")
-
-
-class NotAvailable(Exception):
-    """No such file to hand out: never published, delisted by retention, or gone from storage."""
-
-
-# --- What a tier shows ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Listing:
-    """The files on a tier's page, feed and API: the newest month bundle and the retained days."""
-
-    tier: str
-    mtd: MonthBundle | None
-    daily: list = field(default_factory=list)
-    newest: dict = field(default_factory=dict)  # the newest day's profile and preview, as JSON text
-
-    @property
-    def last_build_at(self):
-        """Newest build among the shown files: no query for BuildRun needed."""
-        stamps = [daily.built_at for daily in self.daily]
-        if self.mtd is not None:
-            stamps.append(self.mtd.built_at)
-        return max(stamps, default=None)
-
-    @property
-    def is_empty(self):
-        return self.mtd is None and not self.daily
-
-
-# Only what the page, API and feed show: manifests (their profiles are tens of KB) and
-# ``input_fingerprint`` stay behind, but for the few keys named here.
-DAILY_FIELDS = (
-    "id", "tier", "date", "key", "manifest_key", "size_bytes", "sha256", "row_count", "hours_found", "is_partial",
-    "built_at", "published_at", "deleted_at",
-)  # fmt: skip
-MTD_FIELDS = (
-    "id", "tier", "month", "key", "manifest_key", "coverage_start", "coverage_end", "days_included", "days_missing",
-    "partial_days", "row_count", "size_bytes", "sha256", "built_at",
-)  # fmt: skip
-NEWEST_ONLY = ("profile", "preview")  # manifest keys the page shows for the newest day alone
-MTD_SHOWN = MTD_FIELDS + ("listed_days",)
-
-# The newest day's profile and preview as last read, per tier: (sha256, {key: JSON text}). They are
-# tens of KB and computed from the file alone, so while the newest day is the same file (same
-# SHA-256) the page's query does not send them again; they are decoded only when a page is rendered.
-KNOWN_SHA = placeholder("known_sha")
-_newest_parts = {}
-
-
-def _of_newest_day(name):
-    """A manifest key of the tier's newest published day, unless that day's SHA-256 is the known
-    one; null on the other rows. Part of the daily files' query: no query of its own."""
-    newest = DailyFile.objects.published().filter(tier=OuterRef("tier")).order_by("-date").values("pk")[:1]
-    sent = Q(pk=Subquery(newest)) & ~Q(sha256=KNOWN_SHA)
-    return Case(When(sent, then=KT(f"manifest__{name}")), default=None, output_field=TextField())
-
-
-def _daily_instance(values):
-    daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
-    daily.manifest = {"missing_hours": values["listed_missing_hours"] or []}  # all the page reads of it
-    return daily
-
-
-def _newest_texts(tier, rows, parts):
-    """{key: JSON text} of the newest day's ``parts``: as the query sent them, or as kept."""
-    if not parts or not rows:
-        return {}
-    known = _newest_parts.get(tier)
-    sha256 = rows[0]["sha256"]
-    if known is not None and known[0] == sha256:
-        return known[1]
-    texts = {name: rows[0][name] for name in parts if rows[0][name] is not None}
-    if texts:  # a day built before profiles has none: asked again, until a rebuild adds them
-        _newest_parts[tier] = (sha256, texts)
-    return texts
-
-
-def newest_part(listing, name):
-    """A manifest key of the newest shown day (``profile``, ``preview``), decoded, or None."""
-    text = listing.newest.get(name)
-    return json.loads(text) if isinstance(text, str | bytes) else text
-
-
-def _mtd_instance(values):
-    bundle = MonthBundle(**{name: values[name] for name in MTD_FIELDS})
-    bundle.manifest = {"days": values["listed_days"] or []}  # the rows of each day, for the chart
-    return bundle
-
-
-def listing(tier, *, newest_parts=False):
-    """Two queries: the retained daily files (newest first) and the newest month bundle.
-
-    Built with the ORM, compiled once, run with the tier as parameter; instances carry only the
-    shown fields (a day's ``manifest`` is reduced to its ``missing_hours``; a bundle's to its
-    ``days``, both read from their generated columns, not from the manifest). With
-    ``newest_parts`` (the page) the listing has the newest day's ``profile`` and ``preview`` too,
-    as text (``newest_part`` decodes them), sent by the query only when the newest file changed.
-    """
-    limit = settings.DAILY_RETENTION_DAYS
-    tier = str(tier)
-    parts = NEWEST_ONLY if newest_parts else ()
-    names = DAILY_FIELDS + ("listed_missing_hours", *parts)
-    daily = fetch(
-        f"daily-{limit}" + ("-newest" if parts else ""),
-        DailyFile,
-        names,
-        lambda: (
-            DailyFile.objects.for_tier(TIER_PARAM)
-            .published()
-            .newest_first()
-            .annotate(**{name: _of_newest_day(name) for name in parts})
-            .values_list(*names)[:limit]
-        ),
-        {TIER_PARAM: tier, KNOWN_SHA: _newest_parts.get(tier, ("",))[0]},
-        json_names=("listed_missing_hours",),
-        text_names=parts,
-    )
-    bundles = fetch(
-        "mtd",
-        MonthBundle,
-        MTD_SHOWN,
-        lambda: MonthBundle.objects.for_tier(TIER_PARAM).newest_first().values_list(*MTD_SHOWN)[:1],
-        {TIER_PARAM: tier},
-        json_names=("listed_days",),
-    )
-    mtd = _mtd_instance(bundles[0]) if bundles else None
-    return Listing(
-        tier=tier,
-        mtd=mtd,
-        daily=[_daily_instance(values) for values in daily],
-        newest=_newest_texts(tier, daily, parts),
-    )
-
-
-def mtd_day_rows(bundle):
-    """Rows per included day of a month bundle, from its manifest's ``days`` list."""
-    if bundle is None:
-        return {}
-    days = (bundle.manifest or {}).get("days") or []
-    return {day["date"]: day["row_count"] for day in days if isinstance(day, dict) and "date" in day}
 
 
 # --- Which object a URL means --------------------------------------------------------------------
@@ -321,123 +171,6 @@ def signed_url(target):
     return url, timezone.now() + timedelta(seconds=expiry)
 
 
-def _etag_matches(header, etag):
-    if not header:
-        return False
-    candidates = [part.strip() for part in header.split(",")]
-    return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
-
-
-def parse_range(header, size):
-    """(start, end) inclusive for one ``bytes=`` range, None to serve the whole file, or "unsatisfiable".
-
-    Malformed headers and multi-range requests are ignored (a full 200 is always a valid answer).
-    """
-    if not header or not header.startswith("bytes=") or "," in header:
-        return None
-    spec = header[len("bytes=") :].strip()
-    first, sep, last = spec.partition("-")
-    if not sep:
-        return None
-    first, last = first.strip(), last.strip()
-    try:
-        if first == "":
-            if not last.isdigit():
-                return None
-            suffix = int(last)
-            if suffix == 0 or size == 0:
-                return "unsatisfiable"
-            return max(0, size - suffix), size - 1
-        if not first.isdigit() or (last and not last.isdigit()):
-            return None
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
-    if last and end < start:
-        return None
-    if start >= size:
-        return "unsatisfiable"
-    return start, min(end, size - 1)
-
-
-class RangeReader:
-    """Yields ``length`` bytes of an open file from ``start``, then closes it."""
-
-    def __init__(self, fh, start, length):
-        self.fh, self.remaining = fh, length
-        fh.seek(start)
-
-    def __iter__(self):
-        while self.remaining > 0:
-            block = self.fh.read(min(CHUNK, self.remaining))
-            if not block:
-                break
-            self.remaining -= len(block)
-            yield block
-
-    def close(self):
-        self.fh.close()
-
-
-def stream_local(request, path, *, filename, content_type, attachment=True):
-    """A local file as a response that supports resume: Range/If-Range, ETag/If-None-Match, HEAD.
-
-    The file is opened once and served from that descriptor, so a nightly in-place replacement
-    (``os.replace``) mid-download cannot mix two versions; the ETag comes from the same ``fstat``.
-    """
-    try:
-        fh = open(path, "rb")  # noqa: SIM115  (closed by the response, or below)
-    except FileNotFoundError:
-        raise NotAvailable(f"{path.name} is missing from storage")
-    except OSError as exc:
-        raise storage.StorageError(f"storage read of {filename} failed: {type(exc).__name__}") from exc
-    stat = os.fstat(fh.fileno())
-    size = stat.st_size
-    etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
-    headers = {
-        "ETag": etag,
-        "Last-Modified": http_date(stat.st_mtime),
-        "Accept-Ranges": "bytes",
-        "Content-Disposition": content_disposition_header(attachment, filename),
-    }
-
-    if _etag_matches(request.headers.get("If-None-Match"), etag):
-        fh.close()
-        response = HttpResponseNotModified()
-        response["ETag"] = etag
-        return response
-
-    wanted = parse_range(request.headers.get("Range"), size)
-    if_range = request.headers.get("If-Range")
-    if wanted is not None and if_range and if_range not in (etag, headers["Last-Modified"]):
-        wanted = None  # the file changed since the client's first part: send it whole
-    if wanted == "unsatisfiable":
-        fh.close()
-        response = HttpResponse(status=416, content_type="text/plain; charset=utf-8")
-        response["Content-Range"] = f"bytes */{size}"
-        response["Accept-Ranges"] = "bytes"
-        response["ETag"] = etag
-        return response
-
-    start, end, status = (0, size - 1, 200) if wanted is None else (*wanted, 206)
-    length = end - start + 1 if size else 0
-
-    if request.method == "HEAD":
-        fh.close()
-        response = HttpResponse(status=status, content_type=content_type)
-    elif status == 200:
-        response = FileResponse(fh, content_type=content_type)
-    else:
-        response = StreamingHttpResponse(RangeReader(fh, start, length), status=206, content_type=content_type)
-    for name, value in headers.items():
-        response[name] = value
-    response["Content-Length"] = str(length)
-    if status == 206:
-        response["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return response
-
-
 # --- Counting ------------------------------------------------------------------------------------
 
 
@@ -471,3 +204,87 @@ def count(target, day=None):
                 DownloadCount.objects.filter(pk=row.pk).update(count=F("count") + 1)
     except DatabaseError:
         logger.exception("download count not recorded for %s %s %s", target.tier, target.kind, target.label)
+
+
+# --- Views ---------------------------------------------------------------------------------------
+
+
+def file_missing(request):
+    context = {"tier": request.tier, "plan": request.tier.plan}
+    context["page_url"] = tier_url("tier_page", request.tier, request.token)
+    return render(request, "deliveries/file_missing.html", context, status=404)
+
+
+def unavailable(request, exc):
+    logger.error("storage unavailable while serving %s: %s", request.path, exc)
+    return render(request, "503.html", status=503)
+
+
+def _download(request, kind, label, *, manifest):
+    try:
+        target = find(request.tier, kind, label, manifest=manifest, version=request.GET.get("v"))
+        attachment = not manifest or request.GET.get("download") == "1"
+        response = respond(request, target, attachment=attachment)
+    except NotAvailable:
+        return file_missing(request)
+    except StorageError as exc:
+        return unavailable(request, exc)
+    if is_new_download(request, response):
+        count(target)
+    return response
+
+
+@require_safe
+@tier_token
+def daily_file(request, label):
+    """A day's Parquet: token checked again here, then a presigned redirect or a local stream."""
+    return _download(request, DAILY, label, manifest=False)
+
+
+@require_safe
+@tier_token
+def daily_manifest(request, label):
+    """A day's manifest, shown inline (``?download=1`` for an attachment)."""
+    return _download(request, DAILY, label, manifest=True)
+
+
+@require_safe
+@tier_token
+def mtd_file(request, label):
+    return _download(request, MTD, label, manifest=False)
+
+
+@require_safe
+@tier_token
+def mtd_manifest(request, label):
+    return _download(request, MTD, label, manifest=True)
+
+
+@require_safe
+def signed_file(request, filename):
+    """A local-storage file by a signed, expiring ticket (the API's ``signed_url``): no token.
+
+    The ticket rides in ``?t=`` so the log filter and the recommended access-log format drop it.
+    """
+    ref = storage.unsign_local_key(request.GET.get("t", "")) if storage.is_local() else None
+    if ref is None or ref[1] != filename:
+        response = render(request, "deliveries/link_expired.html", status=403)
+    else:
+        try:
+            target = target_for_key(*ref)
+            response = stream_local(
+                request,
+                storage.open_local(target.key),
+                filename=target.filename,
+                content_type=target.content_type,
+            )
+        except NotAvailable:
+            response = render(request, "404.html", status=404)
+        except StorageError as exc:
+            response = unavailable(request, exc)
+        else:
+            if is_new_download(request, response):
+                count(target)
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store, private"
+    return response

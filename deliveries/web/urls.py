@@ -3,7 +3,7 @@ no-referrer/no-store headers from the middleware; /files/ carries a signed ticke
 
 from django.urls import path, register_converter
 
-from . import page as views
+from . import api, downloads, page
 from .feeds import tier_feed
 
 
@@ -26,13 +26,13 @@ register_converter(MonthConverter, "month")
 
 app_name = "deliveries"
 urlpatterns = [
-    path("downloads/<str:tier>", views.tier_page, name="tier_page"),
+    path("downloads/<str:tier>", page.tier_page, name="tier_page"),
     path("downloads/<str:tier>/feed.atom", tier_feed, name="feed"),
-    path("downloads/<str:tier>/daily/<day:label>.parquet", views.daily_file, name="daily_file"),
-    path("downloads/<str:tier>/daily/<day:label>.manifest.json", views.daily_manifest, name="daily_manifest"),
-    path("downloads/<str:tier>/mtd/<month:label>.parquet", views.mtd_file, name="mtd_file"),
-    path("downloads/<str:tier>/mtd/<month:label>.manifest.json", views.mtd_manifest, name="mtd_manifest"),
-    path("api/downloads/<str:tier>", views.api_tier, name="api_tier"),
-    path("files/<str:filename>", views.signed_file, name="signed_file"),
-    path("ping", views.ping, name="ping"),
+    path("downloads/<str:tier>/daily/<day:label>.parquet", downloads.daily_file, name="daily_file"),
+    path("downloads/<str:tier>/daily/<day:label>.manifest.json", downloads.daily_manifest, name="daily_manifest"),
+    path("downloads/<str:tier>/mtd/<month:label>.parquet", downloads.mtd_file, name="mtd_file"),
+    path("downloads/<str:tier>/mtd/<month:label>.manifest.json", downloads.mtd_manifest, name="mtd_manifest"),
+    path("api/downloads/<str:tier>", api.api_tier, name="api_tier"),
+    path("files/<str:filename>", downloads.signed_file, name="signed_file"),
+    path("ping", page.ping, name="ping"),
 ]
