@@ -191,6 +191,18 @@ DOWNLOAD_REDIRECT_EXPIRY = env_int("DOWNLOAD_REDIRECT_EXPIRY", 300)
 BUILD_DEADLINE_UTC = env("BUILD_DEADLINE_UTC", "03:00")
 HEALTHCHECK_PING_URL = env("HEALTHCHECK_PING_URL")
 HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 30)  # /healthz is public; each run asks storage
+
+# Django's cache holds each worker's rendered tier pages (keyed by the tier's listing version,
+# which lives in the database and is read with every page: workers, hosts and the nightly jobs
+# share nothing else) and /healthz's last result. Per process on purpose: nothing in it needs to
+# be shared, so no cache server is needed. A tier 3 page is about 0.5 MB; MAX_ENTRIES bounds it.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "instrumetriq",
+        "OPTIONS": {"MAX_ENTRIES": 100},
+    }
+}
 # Where builds on remote storage write their files before uploading them (local storage uses a
 # folder beside its root instead, so files are renamed into place). Cleared by the next run.
 BUILD_SCRATCH_DIR = Path(env("BUILD_SCRATCH_DIR", VAR_DIR / "scratch"))

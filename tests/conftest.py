@@ -36,6 +36,15 @@ def local_storage(settings, tmp_path):
     return root
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: a page cached by an earlier test, whose database was
+    rolled back, must not be served in the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """moto's S3 server on 127.0.0.1, spoken to over real HTTP by boto3 and django-storages."""

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deliveries import storage
-from deliveries.web import page
+from deliveries.web import listing
 
 from .test_views_support import NOW, TODAY, issue_current, publish_scenario
 
@@ -110,7 +110,7 @@ def test_an_unexpected_error_is_a_plain_500(token, monkeypatch):
     def broken(tier, **kwargs):
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(page, "list_files", broken)
+    monkeypatch.setattr(listing, "list_files", broken)
     response = Client(raise_request_exception=False).get(reverse("deliveries:tier_page", args=["tier1"]), {"t": token})
     assert response.status_code == 500
     text = response.content.decode()

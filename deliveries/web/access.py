@@ -3,20 +3,26 @@ wrapped in ``@tier_token`` (or ``@tier_token(refusals=JSON)`` for the API), like
 ``@authorize``.
 
 The wrapper resolves the URL's tier, reads ``?t=`` (or ``?token=``), asks
-``tokens.validation.validate`` (nothing else of tokens) and either refuses, never saying why a
-token failed, or calls the view with ``request.tier``, ``request.token`` and ``request.validation``
-set. The view's own URL arguments are passed on without ``tier``.
+``tokens.validation.validate`` and either refuses, never saying why a token failed, or calls the
+view with ``request.tier``, ``request.token``, ``request.validation`` and
+``request.listing_version`` set. The view's own URL arguments are passed on without ``tier``.
+
+A well-formed token costs one query, the tier's listing version: the tier's live tokens are kept
+in Django's cache under it, and every rotation renews it (``tokens.signals``), so a revoked link
+stops working on the next request of every worker. The views key what they cache by it too.
 """
 
 from functools import wraps
 
+from django.core.cache import cache
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
 from tokens.schedule import Schedule
-from tokens.validation import validate
+from tokens.validation import live_tokens, validate
 
 from ..tiers import Tier
+from .listing import CACHE_SECONDS, version_of
 
 
 def token_from(request):
@@ -84,7 +90,8 @@ def tier_token(view=None, *, refusals=HTML):
         token = token_from(request)
         if not token:
             return refusals.missing_token(request, tier)
-        validation = validate(tier, token)
+        request.listing_version = None
+        validation = validate(tier, token, live=lambda tier: _live_tokens(request, tier))
         if not validation:
             return refusals.not_valid(request, tier)
         request.tier, request.token, request.validation = tier, token, validation
@@ -92,6 +99,15 @@ def tier_token(view=None, *, refusals=HTML):
 
     checked.checks_tier_token = True  # what tests/test_web_access.py looks for on every tier URL
     return checked
+
+
+def _live_tokens(request, tier):
+    """The tier's live tokens, from the cache under the listing version read now (and kept on
+    the request for the view); read from the database when the tier has no version yet."""
+    request.listing_version = version = version_of(tier)
+    if version is None:
+        return live_tokens(tier)
+    return cache.get_or_set(f"tier-tokens:{tier}:{version}", lambda: live_tokens(tier), CACHE_SECONDS)
 
 
 def outgoing_until(validation, now):

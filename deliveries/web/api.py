@@ -14,7 +14,7 @@ from . import downloads
 from .access import JSON, json_error, outgoing_until, tier_token
 from .downloads import DAILY, MTD
 from .links import file_links
-from .listing import list_files
+from .listing import cached_files
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ def api_tier(request):
     """The tier's files as JSON for scripts."""
     tier = request.tier
     try:
-        payload = api_payload(tier, request.token, request.validation, list_files(tier), timezone.now())
+        payload = api_payload(
+            tier, request.token, request.validation, cached_files(tier, request.listing_version), timezone.now()
+        )
     except StorageError as exc:
         logger.error("storage unavailable while serving the %s API: %s", tier.value, exc)
         return json_error(503, "storage_unavailable", "Downloads are briefly unavailable. Try again in a few minutes.")

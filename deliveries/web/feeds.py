@@ -16,7 +16,7 @@ from .. import storage
 from .access import tier_token
 from .downloads import DAILY, MTD
 from .links import file_links, tier_url
-from .listing import list_files
+from .listing import cached_files
 
 
 @dataclass(frozen=True)
@@ -130,4 +130,4 @@ class TierFeed(Feed):
 @tier_token
 def tier_feed(request):
     """Token checked like the page; the feed's links are the token-checked download endpoints."""
-    return TierFeed(request.tier, request.token, list_files(request.tier))(request)
+    return TierFeed(request.tier, request.token, cached_files(request.tier, request.listing_version))(request)

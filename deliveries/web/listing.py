@@ -1,19 +1,32 @@
 """What a tier shows: the files on its page, feed and API (the newest month bundle and the
-retained days), read from the database with only the fields those show."""
+retained days), read with plain ORM queries that fetch only the fields those show, and kept in
+Django's cache under the tier's listing version (``ListingVersion``), which every change to the
+listing renews. The version is read first (``version_of``), then the files: a listing cached
+under a version is that version's or a newer one, never an older one.
+"""
 
 import json
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Case, OuterRef, Q, Subquery, TextField, When
+from django.core.cache import cache
+from django.db.models import Case, OuterRef, Subquery, TextField, When
 from django.db.models.fields.json import KT
 
-from instrumetriq_site.compiled_queries import fetch, placeholder
+from ..models import DailyFile, ListingVersion, MonthBundle
 
-from ..models import DailyFile, MonthBundle
-
-# A parameter value no tier has, replaced by the real tier when a compiled query runs.
-TIER_PARAM = placeholder("tier")
+# Only what the page, API and feed show: manifests (their profiles are tens of KB) and
+# ``input_fingerprint`` stay behind, but for the few keys named here.
+DAILY_FIELDS = (
+    "id", "tier", "date", "key", "manifest_key", "size_bytes", "sha256", "row_count", "hours_found", "is_partial",
+    "built_at", "published_at", "deleted_at",
+)  # fmt: skip
+MTD_FIELDS = (
+    "id", "tier", "month", "key", "manifest_key", "coverage_start", "coverage_end", "days_included", "days_missing",
+    "partial_days", "row_count", "size_bytes", "sha256", "built_at",
+)  # fmt: skip
+NEWEST_ONLY = ("profile", "preview")  # manifest keys the page shows for the newest day alone
+CACHE_SECONDS = 6 * 3600  # what is cached is keyed by the listing version: this only bounds memory
 
 
 @dataclass(frozen=True)
@@ -41,106 +54,69 @@ class Listing:
         return {day["date"]: day["row_count"] for day in days if isinstance(day, dict) and "date" in day}
 
 
-# Only what the page, API and feed show: manifests (their profiles are tens of KB) and
-# ``input_fingerprint`` stay behind, but for the few keys named here.
-DAILY_FIELDS = (
-    "id", "tier", "date", "key", "manifest_key", "size_bytes", "sha256", "row_count", "hours_found", "is_partial",
-    "built_at", "published_at", "deleted_at",
-)  # fmt: skip
-MTD_FIELDS = (
-    "id", "tier", "month", "key", "manifest_key", "coverage_start", "coverage_end", "days_included", "days_missing",
-    "partial_days", "row_count", "size_bytes", "sha256", "built_at",
-)  # fmt: skip
-NEWEST_ONLY = ("profile", "preview")  # manifest keys the page shows for the newest day alone
-MTD_SHOWN = MTD_FIELDS + ("listed_days",)
-
-# The newest day's profile and preview as last read, per tier: (sha256, {key: JSON text}). They are
-# tens of KB and computed from the file alone, so while the newest day is the same file (same
-# SHA-256) the page's query does not send them again; they are decoded only when a page is rendered.
-KNOWN_SHA = placeholder("known_sha")
-_newest_parts = {}
-
-
 def _of_newest_day(name):
-    """A manifest key of the tier's newest published day, unless that day's SHA-256 is the known
-    one; null on the other rows. Part of the daily files' query: no query of its own."""
+    """A manifest key of the tier's newest published day (JSON text), null on the other rows."""
     newest = DailyFile.objects.published().filter(tier=OuterRef("tier")).order_by("-date").values("pk")[:1]
-    sent = Q(pk=Subquery(newest)) & ~Q(sha256=KNOWN_SHA)
-    return Case(When(sent, then=KT(f"manifest__{name}")), default=None, output_field=TextField())
+    return Case(When(pk=Subquery(newest), then=KT(f"manifest__{name}")), default=None, output_field=TextField())
 
 
-def _daily_instance(values):
-    daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
-    daily.manifest = {"missing_hours": values["listed_missing_hours"] or []}  # all the page reads of it
-    return daily
+def version_of(tier):
+    """The tier's listing version: one small query, the only one of a request served from the
+    cache. None before anything was ever listed or rotated for the tier (then nothing is cached)."""
+    return ListingVersion.objects.filter(tier=tier).values_list("value", flat=True).first()
 
 
-def _newest_texts(tier, rows, parts):
-    """{key: JSON text} of the newest day's ``parts``: as the query sent them, or as kept."""
-    if not parts or not rows:
-        return {}
-    known = _newest_parts.get(tier)
-    sha256 = rows[0]["sha256"]
-    if known is not None and known[0] == sha256:
-        return known[1]
-    texts = {name: rows[0][name] for name in parts if rows[0][name] is not None}
-    if texts:  # a day built before profiles has none: asked again, until a rebuild adds them
-        _newest_parts[tier] = (sha256, texts)
-    return texts
+def list_files(tier, *, newest_parts=False):
+    """The tier's listing: two queries, the newest month bundle, then the retained daily files
+    (newest first). Instances carry only the shown fields (a bundle's ``manifest`` is reduced to
+    its ``days``, a day's to its ``missing_hours``, both read from their generated columns). With
+    ``newest_parts`` (the page) the newest day's ``profile`` and ``preview`` come too, as JSON text
+    (``newest_part`` decodes them).
+    """
+    tier = str(tier)
+    bundle = MonthBundle.objects.for_tier(tier).newest_first().values_list(*MTD_FIELDS, "listed_days").first()
+    mtd = None
+    if bundle is not None:
+        mtd = MonthBundle(**dict(zip(MTD_FIELDS, bundle[:-1], strict=True)))
+        mtd.manifest = {"days": _json(bundle[-1]) or []}  # the rows of each day, for the chart
+    parts = NEWEST_ONLY if newest_parts else ()
+    names = (*DAILY_FIELDS, "listed_missing_hours", *parts)
+    rows = [
+        dict(zip(names, row, strict=True))
+        for row in DailyFile.objects.for_tier(tier)
+        .published()
+        .newest_first()
+        .annotate(**{name: _of_newest_day(name) for name in parts})
+        .values_list(*names)[: settings.DAILY_RETENTION_DAYS]
+    ]
+    return Listing(
+        tier=tier,
+        mtd=mtd,
+        daily=[_daily_instance(row) for row in rows],
+        newest={name: rows[0][name] for name in parts if rows[0][name] is not None} if rows else {},
+    )
+
+
+def cached_files(tier, version, *, newest_parts=False):
+    """``list_files`` from Django's cache while the tier's listing ``version`` (read before, by the
+    caller) is the same; read and kept there otherwise. Without a version, read every time."""
+    if version is None:
+        return list_files(tier, newest_parts=newest_parts)
+    key = f"tier-files:{tier}:{version}:{int(newest_parts)}"
+    return cache.get_or_set(key, lambda: list_files(tier, newest_parts=newest_parts), CACHE_SECONDS)
 
 
 def newest_part(listing, name):
     """A manifest key of the newest shown day (``profile``, ``preview``), decoded, or None."""
-    text = listing.newest.get(name)
+    return _json(listing.newest.get(name))
+
+
+def _daily_instance(values):
+    daily = DailyFile(**{name: values[name] for name in DAILY_FIELDS})
+    daily.manifest = {"missing_hours": _json(values["listed_missing_hours"]) or []}  # all the page reads of it
+    return daily
+
+
+def _json(text):
+    """A generated column's or a key's JSON text, decoded (None stays None)."""
     return json.loads(text) if isinstance(text, str | bytes) else text
-
-
-def _mtd_instance(values):
-    bundle = MonthBundle(**{name: values[name] for name in MTD_FIELDS})
-    bundle.manifest = {"days": values["listed_days"] or []}  # the rows of each day, for the chart
-    return bundle
-
-
-def list_files(tier, *, newest_parts=False):
-    """Two queries: the retained daily files (newest first) and the newest month bundle.
-
-    Built with the ORM, compiled once, run with the tier as parameter; instances carry only the
-    shown fields (a day's ``manifest`` is reduced to its ``missing_hours``; a bundle's to its
-    ``days``, both read from their generated columns, not from the manifest). With
-    ``newest_parts`` (the page) the listing has the newest day's ``profile`` and ``preview`` too,
-    as text (``newest_part`` decodes them), sent by the query only when the newest file changed.
-    """
-    limit = settings.DAILY_RETENTION_DAYS
-    tier = str(tier)
-    parts = NEWEST_ONLY if newest_parts else ()
-    names = DAILY_FIELDS + ("listed_missing_hours", *parts)
-    daily = fetch(
-        f"daily-{limit}" + ("-newest" if parts else ""),
-        DailyFile,
-        names,
-        lambda: (
-            DailyFile.objects.for_tier(TIER_PARAM)
-            .published()
-            .newest_first()
-            .annotate(**{name: _of_newest_day(name) for name in parts})
-            .values_list(*names)[:limit]
-        ),
-        {TIER_PARAM: tier, KNOWN_SHA: _newest_parts.get(tier, ("",))[0]},
-        json_names=("listed_missing_hours",),
-        text_names=parts,
-    )
-    bundles = fetch(
-        "mtd",
-        MonthBundle,
-        MTD_SHOWN,
-        lambda: MonthBundle.objects.for_tier(TIER_PARAM).newest_first().values_list(*MTD_SHOWN)[:1],
-        {TIER_PARAM: tier},
-        json_names=("listed_days",),
-    )
-    mtd = _mtd_instance(bundles[0]) if bundles else None
-    return Listing(
-        tier=tier,
-        mtd=mtd,
-        daily=[_daily_instance(values) for values in daily],
-        newest=_newest_texts(tier, daily, parts),
-    )

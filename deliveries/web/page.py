@@ -1,30 +1,40 @@
 """The tier page: the subscriber's files, freshness, schema, profiles, preview and snippets, all
-rendered on the server. It costs three queries: the token, the daily files, the month bundle.
+rendered on the server.
+
+Rendered once per worker for each state of the page (``PageState``: the tier's listing version,
+the token's deadline, the day) and kept in Django's cache; every request still checks its token
+against the listing version it reads (``access.tier_token``), so a new file, a delisted day or a
+rotation shows at once. The token and the response's CSP nonce are swapped into the cached HTML.
+One query a request (the listing version); a worker's first render of a listing version adds
+three (the live tokens, the month bundle, the days).
 """
 
-import secrets
-import threading
-from collections import OrderedDict
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
+from secrets import token_hex
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from instrumetriq_site.utc import expected_newest_day, next_build
+from instrumetriq_site.utc import expected_newest_day, iso_z, next_build
 from tokens.schedule import Schedule
 
-from ..tiers import TIER_DESCRIPTIONS, schema_for
-from . import explore
+from ..tiers import TIER_DESCRIPTIONS, Tier, schema_for
+from . import explore, listing
 from .access import outgoing_until, tier_token
 from .charts import chart_data, chart_days
 from .downloads import DAILY, MTD
 from .links import file_links, tier_url
-from .listing import list_files, newest_part
+from .listing import newest_part
 from .snippets import query_target, snippet_for
+
+TOKEN_MARK = f"tkn{token_hex(12)}"  # where the request's token goes in a cached page
+NONCE_MARK = f"nonce{token_hex(12)}"  # and the response's CSP nonce
 
 
 def hour_ranges(hours):
@@ -65,93 +75,88 @@ def mtd_entry(tier, token, bundle, today):
     }
 
 
-# Rendered pages by everything they depend on except the token, which is swapped in per request.
-# The queries still run on every request (token, days, month), so a rotation, a revocation or a
-# new file shows at once; only the template work for an unchanged page is saved.
-TOKEN_MARK = f"tkn{secrets.token_hex(12)}"
-NONCE_MARK = f"nonce{secrets.token_hex(12)}"  # the response's CSP nonce, swapped in the same way
-RENDER_CACHE_SIZE = 64
-_rendered = OrderedDict()
-_rendered_lock = threading.Lock()
+@dataclass(frozen=True)
+class PageState:
+    """Everything a tier page is rendered from but the settings: the tier's files are named by
+    their listing version, the rest is the token's deadline and the clock, as the page shows
+    them. It is the cache key, and ``page_context`` reads nothing else, so the key cannot miss
+    an input of the page."""
+
+    tier: Tier
+    version: str | None  # None: not cached (the tier's listing never changed)
+    outgoing_until: datetime | None  # when the request's token stops working, if it is outgoing
+    today: date
+    newest_expected: date  # the newest day that should be published by now (the chart's last day)
+    next_update: datetime
+
+    @classmethod
+    def of(cls, tier, version, validation, now):
+        return cls(
+            tier=tier,
+            version=version,
+            outgoing_until=outgoing_until(validation, now),
+            today=now.date(),
+            newest_expected=expected_newest_day(now),
+            next_update=next_build(now),
+        )
+
+    @property
+    def cache_key(self):
+        parts = (self.tier.value, self.version, iso_z(self.outgoing_until), self.today, self.newest_expected)
+        return "tier-page:" + ":".join(str(part) for part in (*parts, iso_z(self.next_update)))
 
 
-def page_key(tier, validation, listing, now):
-    mtd = listing.mtd
-    return (
-        tier.value,
-        tuple(
-            (d.pk, d.sha256, d.built_at, d.published_at, d.is_partial, tuple(d.missing_hours)) for d in listing.daily
-        ),
-        (mtd.pk, mtd.sha256, mtd.built_at) if mtd else None,
-        validation.is_outgoing,
-        validation.promotes_at,
-        now.date(),
-        expected_newest_day(now),
-        next_build(now),
-        outgoing_until(validation, now),
-        Schedule.from_settings(),
-        settings.DAILY_RETENTION_DAYS,
-        settings.STATIC_URL,
-        settings.SITE_URL,
-    )
-
-
-def page_context(tier, token, validation, listing, now):
-    today = now.date()
-    newest = listing.daily[0] if listing.daily else None
-    profile = newest_part(listing, "profile")
+def page_context(state, files):
+    tier, token = state.tier, TOKEN_MARK
+    newest = files.daily[0] if files.daily else None
+    profile = newest_part(files, "profile")
     return {
         "tier": tier,
         "plan": tier.plan,
         "description": TIER_DESCRIPTIONS[tier],
-        "validation": validation,
-        "outgoing_until": outgoing_until(validation, now),
+        "outgoing_until": state.outgoing_until,
         "schedule": Schedule.from_settings(),
-        "mtd": mtd_entry(tier, token, listing.mtd, today),
-        "daily": [daily_entry(tier, token, daily) for daily in listing.daily],
+        "mtd": mtd_entry(tier, token, files.mtd, state.today),
+        "daily": [daily_entry(tier, token, daily) for daily in files.daily],
         "retention_days": settings.DAILY_RETENTION_DAYS,
-        "last_updated": listing.last_build_at,
-        "next_update": next_build(now),
+        "last_updated": files.last_build_at,
+        "next_update": state.next_update,
         "build_time": settings.BUILD_TIME_UTC,
-        "chart": chart_data(chart_days(listing, expected_newest_day(now))),
+        "chart": chart_data(chart_days(files, state.newest_expected)),
         "columns": explore.column_profiles(tier, profile),
         "column_count": len(schema_for(tier)),
         "profiled": newest if profile else None,
-        "preview": explore.preview_table(newest_part(listing, "preview")),
+        "preview": explore.preview_table(newest_part(files, "preview")),
         "preview_of": newest,
-        "query": query_target(tier, token, listing),
-        "snippet": snippet_for(listing),
+        "query": query_target(tier, token, files),
+        "snippet": snippet_for(files),
         "api_url": tier_url("api_tier", tier, token),
         "feed_url": tier_url("feed", tier, token),
-        "today": today,
+        "today": state.today,
         "csp_nonce": NONCE_MARK,
     }
 
 
-def render_page(request, tier, validation, listing, now):
-    """The page's HTML with TOKEN_MARK where the token goes; from the cache when nothing changed."""
-    key = page_key(tier, validation, listing, now)
-    with _rendered_lock:
-        html = _rendered.get(key)
-        if html is not None:
-            _rendered.move_to_end(key)
-            return html
-    html = render_to_string("deliveries/tier.html", page_context(tier, TOKEN_MARK, validation, listing, now), request)
-    with _rendered_lock:
-        _rendered[key] = html
-        while len(_rendered) > RENDER_CACHE_SIZE:
-            _rendered.popitem(last=False)
+def rendered_page(request, state):
+    """The page's HTML with the marks in it: from the cache, or rendered and kept there."""
+    html = cache.get(state.cache_key) if state.version else None
+    if html is None:
+        files = listing.cached_files(state.tier, state.version, newest_parts=True)
+        html = render_to_string("deliveries/tier.html", page_context(state, files), request)
+        if state.version:
+            cache.set(state.cache_key, html, listing.CACHE_SECONDS)
     return html
 
 
 @require_safe
 @tier_token
 def tier_page(request):
-    """The subscriber's page: files, freshness, schema and a snippet, all rendered on the server."""
-    tier, token = request.tier, request.token
-    listing = list_files(tier, newest_parts=True)
-    html = render_page(request, tier, request.validation, listing, timezone.now())
-    return HttpResponse(html.replace(TOKEN_MARK, quote(token, safe="")).replace(NONCE_MARK, str(request.csp_nonce)))
+    """The subscriber's page: files, freshness, schema and snippets."""
+    state = PageState.of(request.tier, request.listing_version, request.validation, timezone.now())
+    html = rendered_page(request, state)
+    return HttpResponse(
+        html.replace(TOKEN_MARK, quote(request.token, safe="")).replace(NONCE_MARK, str(request.csp_nonce))
+    )
 
 
 @require_safe
