@@ -235,31 +235,17 @@ def _delivery_storage():
         ]
         if missing:
             raise ImproperlyConfigured(f"STORAGE_BACKEND=s3 needs {', '.join(missing)}.")
-        from botocore.config import Config
-
+        # R2's client options (SigV4, path-style, no default checksums, retries, timeouts) are the
+        # class's own: deliveries.storage.R2_CLIENT_CONFIG.
         return {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "deliveries.storage.R2DeliveryStorage",
             "OPTIONS": {
                 "bucket_name": R2_BUCKET,
                 "endpoint_url": R2_ENDPOINT,
                 "access_key": R2_ACCESS_KEY_ID,
                 "secret_key": R2_SECRET_ACCESS_KEY,
-                "region_name": "auto",
-                "signature_version": "s3v4",
-                "addressing_style": "path",
-                "default_acl": None,
-                "querystring_auth": True,
                 "querystring_expire": DOWNLOAD_REDIRECT_EXPIRY,
-                "file_overwrite": True,
                 "custom_domain": R2_CUSTOM_DOMAIN,
-                # R2 rejects the CRC checksums that boto3 >= 1.36 sends by default.
-                "client_config": Config(
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                    retries={"max_attempts": 5, "mode": "standard"},
-                    connect_timeout=10,
-                    read_timeout=60,
-                ),
             },
         }
     raise ImproperlyConfigured(f"STORAGE_BACKEND must be 'local' or 's3', not {STORAGE_BACKEND!r}.")

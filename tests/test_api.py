@@ -198,8 +198,8 @@ def test_forged_or_renamed_signed_urls_are_refused(client, scenario, token):
     assert client.get(path[:-3] + "abc").status_code == 403
     assert client.get(path.replace(entry["filename"], "other.parquet")).status_code == 403
     assert client.get(f"/files/{entry['filename']}").status_code == 403
-    value, _ = storage.sign_local_key("../../etc/passwd", entry["filename"], 60)
-    assert client.get(f"/files/{entry['filename']}?t={value}").status_code == 404
+    url, _ = storage.download_url("../../etc/passwd", entry["filename"], "application/octet-stream", 60)
+    assert client.get(local_path(url)).status_code == 404
 
 
 def test_signed_url_of_a_deleted_file_is_404(client, scenario, token):
@@ -306,7 +306,7 @@ def test_the_documented_python_script_downloads_resumes_and_verifies(live_server
     }
     newest = scenario.dailies[scenario.retained[0]]
     out.mkdir()
-    whole = (storage.open_local(newest.key)).read_bytes()
+    whole = (storage.local_path(newest.key)).read_bytes()
     (out / f"{newest.download_filename}.part").write_bytes(whole[:500])  # a download that broke off
 
     first = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)

@@ -364,7 +364,7 @@ def signed_method(url):
 
 def test_the_offline_signature_check_tells_head_from_get(s3_storage):
     """The check itself: a URL signed for one method matches that method and not the other."""
-    client = storage.storage().connection.meta.client
+    client = storage.backend().bucket.meta.client
     params = {"Bucket": s3_storage.bucket, "Key": "tier1/mtd/2026-11/data.parquet"}
     assert signed_method(client.generate_presigned_url("head_object", Params=params, ExpiresIn=60)) == "HEAD"
     assert signed_method(client.generate_presigned_url("get_object", Params=params, ExpiresIn=60)) == "GET"

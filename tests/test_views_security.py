@@ -74,7 +74,7 @@ def test_the_token_never_reaches_the_logs(client, token, console, monkeypatch):
     for path, _ in outcomes(token):
         client.get(path)
     publish_scenario("tier1")
-    monkeypatch.setattr(storage, "open_local", lambda key: ROOT)  # a directory: the read fails, 503
+    monkeypatch.setattr(storage, "local_path", lambda key: ROOT)  # a directory: the read fails, 503
     client.get(f"/downloads/tier1/daily/{TODAY.replace(day=9)}.parquet?t={token}")
     # what the dev server prints for each request goes through the same handler
     logging.getLogger("django.server").info('"GET /downloads/tier1?t=%s HTTP/1.1" 200 9000', token)

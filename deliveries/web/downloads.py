@@ -7,14 +7,13 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
@@ -123,30 +122,28 @@ def target_for_key(key, filename):
 
 
 def respond(request, target, *, attachment=True):
-    """The download response for a Target on whichever storage is configured.
+    """The download response for a Target, whichever storage holds it.
 
-    Local: streamed by Django with Range, ETag and Content-Length. S3/R2: a 302 to a short-lived
-    presigned URL (the middleware marks it no-store), signed for the request's own method (a HEAD
-    is sent to a URL that answers HEAD), after checking the object is there so a missing object is
-    our clear 404 rather than the bucket's XML. A manifest viewed inline on S3 is small and
-    proxied, since presigned URLs here always download as attachments.
+    An object that is a file here (local storage) is streamed by Django with Range, ETag and
+    Content-Length. Otherwise (S3/R2): a 302 to a short-lived presigned URL (the middleware marks
+    it no-store), signed for the request's own method (a HEAD is sent to a URL that answers HEAD),
+    after checking the object is there so a missing object is our clear 404 rather than the
+    bucket's XML. A manifest viewed inline is small and proxied then, since presigned URLs here
+    always download as attachments.
     """
-    if storage.is_local():
+    path = storage.local_path(target.key)
+    if path is not None:
         return stream_local(
-            request,
-            storage.open_local(target.key),
-            filename=target.filename,
-            content_type=target.content_type,
-            attachment=attachment,
+            request, path, filename=target.filename, content_type=target.content_type, attachment=attachment
         )
     if storage.size(target.key) is None:
         raise NotAvailable(f"{target.key} is missing from storage")
     if attachment:
-        url = storage.presigned_url(
+        url, _ = storage.download_url(
             target.key,
             target.filename,
-            settings.DOWNLOAD_REDIRECT_EXPIRY,
             target.content_type.split(";")[0],
+            settings.DOWNLOAD_REDIRECT_EXPIRY,
             method="HEAD" if request.method == "HEAD" else "GET",
         )
         return HttpResponseRedirect(url)
@@ -158,17 +155,10 @@ def respond(request, target, *, attachment=True):
 
 
 def signed_url(target):
-    """(absolute URL, expiry) that fetches the object without a token, for SIGNED_URL_EXPIRY seconds.
-
-    S3/R2: a presigned URL of the bucket. Local: a Django-signed reference to ``/files/...``.
-    """
-    expiry = settings.SIGNED_URL_EXPIRY
-    if storage.is_local():
-        value, expires_at = storage.sign_local_key(target.key, target.filename, expiry)
-        path = reverse("deliveries:signed_file", kwargs={"filename": target.filename})
-        return f"{settings.SITE_URL}{path}?t={value}", expires_at
-    url = storage.presigned_url(target.key, target.filename, expiry, target.content_type.split(";")[0])
-    return url, timezone.now() + timedelta(seconds=expiry)
+    """(absolute URL, expiry) that fetches the object without a token, for SIGNED_URL_EXPIRY seconds:
+    a presigned URL of the bucket, or on local storage a site-signed ``/files/...`` link."""
+    content_type = target.content_type.split(";")[0]
+    return storage.download_url(target.key, target.filename, content_type, settings.SIGNED_URL_EXPIRY)
 
 
 # --- Counting ------------------------------------------------------------------------------------
@@ -266,17 +256,14 @@ def signed_file(request, filename):
 
     The ticket rides in ``?t=`` so the log filter and the recommended access-log format drop it.
     """
-    ref = storage.unsign_local_key(request.GET.get("t", "")) if storage.is_local() else None
+    ref = storage.read_download_ticket(request.GET.get("t", ""))
     if ref is None or ref[1] != filename:
         response = render(request, "deliveries/link_expired.html", status=403)
     else:
         try:
             target = target_for_key(*ref)
             response = stream_local(
-                request,
-                storage.open_local(target.key),
-                filename=target.filename,
-                content_type=target.content_type,
+                request, storage.local_path(target.key), filename=target.filename, content_type=target.content_type
             )
         except NotAvailable:
             response = render(request, "404.html", status=404)
