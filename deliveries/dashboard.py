@@ -1,7 +1,7 @@
 """Delivery state at a glance: the operator's morning question, "did last night work, and what do
 subscribers see?", answered on one admin page (``/admin/delivery-state/``).
 
-Everything here is read from what the site itself serves (``downloads.listing``), the run records
+Everything here is read from what the site itself serves (``web.listing.list_files``), the run records
 and the health checks, so the page cannot disagree with the tier pages or with ``healthcheck``.
 Plain functions returning plain data; the view only renders them.
 """
@@ -15,15 +15,17 @@ from django.db.models import Sum
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from instrumetriq_site.utc import expected_newest_day
 from tokens.models import RotationEvent, TierToken, TokenState
 from tokens.rotation import Action
 from tokens.schedule import Schedule, promote_after
 
-from . import downloads, health
+from . import health
 from .admin import first_failure, human_duration
 from .models import BuildRun, DownloadCount
 from .outcomes import Outcome
 from .tiers import Tier
+from .web.listing import list_files
 
 STRIP_DAYS = 7
 CHART_DAYS = 30
@@ -123,11 +125,11 @@ def tier_strip(listing, expected_newest, today):
 def tier_states(now):
     schedule = Schedule.from_settings()
     live = {(row.tier, row.state): row for row in TierToken.objects.live()}
-    expected = health.expected_newest_day(now)
+    expected = expected_newest_day(now)
     today = now.date()
     states = []
     for tier in Tier:
-        listing = downloads.listing(tier.value)
+        listing = list_files(tier.value)
         upcoming = live.get((tier.value, TokenState.NEXT))
         states.append(
             TierState(

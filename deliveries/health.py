@@ -5,11 +5,12 @@ an exception text (it could carry an endpoint with credentials, a bucket policy,
 """
 
 from dataclasses import dataclass
-from datetime import time, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
+
+from instrumetriq_site.utc import expected_newest_day
 
 from . import mtd, storage
 from .models import BuildRun, DailyFile, MonthBundle
@@ -43,19 +44,6 @@ def failures(problems):
 
 def warnings(problems):
     return [problem for problem in problems if not problem.is_failure]
-
-
-def deadline():
-    """BUILD_DEADLINE_UTC (``HH:MM``) as a time."""
-    hour, _, minute = settings.BUILD_DEADLINE_UTC.partition(":")
-    return time(int(hour), int(minute or 0))
-
-
-def expected_newest_day(now):
-    """The newest day that must be published by ``now``: yesterday once today's deadline has
-    passed, the day before until then (last night's build may still be running)."""
-    today = now.date()
-    return today - timedelta(days=1 if now.time() >= deadline() else 2)
 
 
 def _freshness(tier, expected):

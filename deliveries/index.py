@@ -6,17 +6,13 @@ month closing, retention) rewrites that tier's file right after its database swi
 the nightly index step rewrites every tier's, which heals a run stopped in between.
 """
 
-from datetime import UTC
-
 from django.utils import timezone
+
+from instrumetriq_site.utc import iso_z
 
 from . import publish, storage
 from .models import DailyFile, MonthBundle
 from .tiers import SCHEMA_VERSION, Tier
-
-
-def _utc(moment):
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 def mtd_entry(bundle):
@@ -33,7 +29,7 @@ def mtd_entry(bundle):
         "days_included": bundle.days_included,
         "days_missing": bundle.days_missing,
         "partial_days": bundle.partial_days,
-        "built_at": _utc(bundle.built_at),
+        "built_at": iso_z(bundle.built_at),
     }
 
 
@@ -47,7 +43,7 @@ def daily_entry(daily):
         "rows": daily.row_count,
         "sha256": daily.sha256,
         "is_partial": daily.is_partial,
-        "published_at": _utc(daily.published_at),
+        "published_at": iso_z(daily.published_at),
     }
 
 
@@ -59,7 +55,7 @@ def build_index(tier, *, now=None):
     return {
         "tier": tier,
         "schema_version": SCHEMA_VERSION,
-        "generated_at": _utc(now or timezone.now()),
+        "generated_at": iso_z(now or timezone.now()),
         "mtd": mtd_entry(bundle) if bundle else None,
         "daily": [daily_entry(daily) for daily in dailies],
     }

@@ -291,3 +291,26 @@ class DownloadCount(models.Model):
 
     def __str__(self):
         return f"{self.tier} {self.kind} {self.file_label} on {self.day}: {self.count}"
+
+
+class ListingVersion(models.Model):
+    """A tier's listing version: a fresh random value, written in the same transaction as every
+    change to what the tier lists or to the tokens that open it (``versions.touch_listing``: a
+    version listed or delisted, a token rotation).
+
+    The web side keys what it caches (the live tokens, the listing, the rendered page) by it and
+    reads it with every request, so nothing cached from an older state is used again, by any
+    worker on any host: the database is what they and the nightly jobs share. Random rather than
+    counted, so a database restored from a backup or rolled back never meets something cached
+    from another state under the same value.
+    """
+
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    value = models.CharField(max_length=32)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tier"], name="listingversion_one_per_tier")]
+
+    def __str__(self):
+        return f"{self.tier} listing {self.value}"

@@ -10,11 +10,12 @@ always land in the same folder, so a rerun uploads nothing twice.
 """
 
 import json
-from datetime import UTC
 from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
+
+from instrumetriq_site.utc import iso_z
 
 from . import index, storage, versions
 from .models import DailyFile, MonthBundle
@@ -34,7 +35,7 @@ def manifest_header(tier, kind, label, parquet_path, rows, built_at, *, sha256=N
         "kind": kind,
         "schema_version": SCHEMA_VERSION,
         ("date_utc" if kind == "daily" else "month"): label,
-        "build_ts_utc": built_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "build_ts_utc": iso_z(built_at),
         "row_count": rows,
         "parquet_sha256": sha256 or storage.sha256_of(parquet_path),
         "parquet_size_bytes": Path(parquet_path).stat().st_size,

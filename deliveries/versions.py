@@ -15,12 +15,17 @@ Two rules make "nothing listed is ever missing" hold whatever runs at the same t
 
 Whichever takes the lock second sees what the first did: the collector finds the version listed
 and leaves it, or the publisher finds its objects gone and fails (a rerun uploads them again).
+
+Listing or delisting a version also gives the tier a new ``ListingVersion`` in the same
+transaction (``touch_listing``): the web side's cached pages are keyed by it.
 """
+
+import uuid
 
 from django.db import connection, transaction
 
 from . import storage
-from .models import DailyFile, MonthBundle, StoredVersion
+from .models import DailyFile, ListingVersion, MonthBundle, StoredVersion
 
 DAILY, MTD = StoredVersion.Kind.DAILY, StoredVersion.Kind.MTD
 LOCK_NAMES = ("instrumetriq", "storage ledger")
@@ -82,9 +87,24 @@ def is_closed_month(tier, first):
     return MonthBundle.objects.for_tier(tier).filter(month__gt=first).exists()
 
 
+def touch_listing(tier, now):
+    """Give the tier a new listing version: what it lists, or the tokens that open it, change in
+    this transaction. The one function that does it: ``list_version`` and ``delist`` (every change
+    to a listing goes through them) and a token rotation (``tokens_changed``) call it."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("touch_listing() belongs in the transaction that changes the listing")
+    ListingVersion.objects.update_or_create(tier=tier, defaults={"value": uuid.uuid4().hex, "changed_at": now})
+
+
+def tokens_changed(sender, *, tier, at, **kwargs):
+    """``tokens.signals.live_tokens_changed``: the links of the tier open other tokens now."""
+    touch_listing(tier, at)
+
+
 def list_version(tier, kind, label, key, manifest_key, sha256, size_bytes, now):
     """Mark a version listed (under the lock, after ``verify_present``); any other listed version
     of the same file is delisted in the same transaction."""
+    touch_listing(tier, now)
     _delist_others(tier, kind, label, key, now)
     version, created = StoredVersion.objects.get_or_create(
         key=key,
@@ -108,6 +128,7 @@ def list_version(tier, kind, label, key, manifest_key, sha256, size_bytes, now):
 def delist(tier, kind, label, key, manifest_key, sha256, size_bytes, now, *, listed_at=None):
     """Mark a version delisted as of ``now`` (its grace starts). A version the ledger does not know
     yet (published before the ledger existed) gets its row here."""
+    touch_listing(tier, now)
     version, created = StoredVersion.objects.get_or_create(
         key=key,
         defaults={

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.http.request import validate_host
 
+from .utc import parse_hhmm
+
 
 @register()
 def check_time_zone(app_configs, **kwargs):
@@ -71,9 +73,8 @@ def check_delivery_settings(app_configs, **kwargs):
     for name in ("BUILD_DEADLINE_UTC", "BUILD_TIME_UTC", "ROTATION_ANNOUNCE_TIME_UTC", "ROTATION_PROMOTE_TIME_UTC"):
         value = getattr(settings, name)
         try:
-            hour, minute = (int(part) for part in value.split(":"))
-            assert 0 <= hour < 24 and 0 <= minute < 60
-        except (ValueError, AssertionError):
+            parse_hhmm(value)
+        except ValueError:
             messages.append(Error(f"{name} must be HH:MM (UTC), not {value!r}.", id="instrumetriq.E007"))
     for name in ("ROTATION_ANNOUNCE_WEEKDAY", "ROTATION_PROMOTE_WEEKDAY"):
         if not 0 <= getattr(settings, name) <= 6:

@@ -11,6 +11,8 @@ from pathlib import Path
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from instrumetriq_site.utc import cron_line
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
@@ -189,6 +191,18 @@ DOWNLOAD_REDIRECT_EXPIRY = env_int("DOWNLOAD_REDIRECT_EXPIRY", 300)
 BUILD_DEADLINE_UTC = env("BUILD_DEADLINE_UTC", "03:00")
 HEALTHCHECK_PING_URL = env("HEALTHCHECK_PING_URL")
 HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 30)  # /healthz is public; each run asks storage
+
+# Django's cache holds each worker's rendered tier pages (keyed by the tier's listing version,
+# which lives in the database and is read with every page: workers, hosts and the nightly jobs
+# share nothing else) and /healthz's last result. Per process on purpose: nothing in it needs to
+# be shared, so no cache server is needed. A tier 3 page is about 0.5 MB; MAX_ENTRIES bounds it.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "instrumetriq",
+        "OPTIONS": {"MAX_ENTRIES": 100},
+    }
+}
 # Where builds on remote storage write their files before uploading them (local storage uses a
 # folder beside its root instead, so files are renamed into place). Cleared by the next run.
 BUILD_SCRATCH_DIR = Path(env("BUILD_SCRATCH_DIR", VAR_DIR / "scratch"))
@@ -224,31 +238,17 @@ def _delivery_storage():
         ]
         if missing:
             raise ImproperlyConfigured(f"STORAGE_BACKEND=s3 needs {', '.join(missing)}.")
-        from botocore.config import Config
-
+        # R2's client options (SigV4, path-style, no default checksums, retries, timeouts) are the
+        # class's own: deliveries.storage.R2_CLIENT_CONFIG.
         return {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "deliveries.storage.R2DeliveryStorage",
             "OPTIONS": {
                 "bucket_name": R2_BUCKET,
                 "endpoint_url": R2_ENDPOINT,
                 "access_key": R2_ACCESS_KEY_ID,
                 "secret_key": R2_SECRET_ACCESS_KEY,
-                "region_name": "auto",
-                "signature_version": "s3v4",
-                "addressing_style": "path",
-                "default_acl": None,
-                "querystring_auth": True,
                 "querystring_expire": DOWNLOAD_REDIRECT_EXPIRY,
-                "file_overwrite": True,
                 "custom_domain": R2_CUSTOM_DOMAIN,
-                # R2 rejects the CRC checksums that boto3 >= 1.36 sends by default.
-                "client_config": Config(
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                    retries={"max_attempts": 5, "mode": "standard"},
-                    connect_timeout=10,
-                    read_timeout=60,
-                ),
             },
         }
     raise ImproperlyConfigured(f"STORAGE_BACKEND must be 'local' or 's3', not {STORAGE_BACKEND!r}.")
@@ -274,29 +274,24 @@ ROTATION_PROMOTE_TIME_UTC = env("ROTATION_PROMOTE_TIME_UTC", "00:00")
 BUILD_TIME_UTC = env("BUILD_TIME_UTC", "00:30")
 
 
-def _cron_line(hhmm, weekday="*"):
-    hour, minute = (int(part) for part in hhmm.split(":"))
-    return f"{minute} {hour} * * {weekday}"
-
-
 CRON_LOG_DIR = Path(env("CRON_LOG_DIR", VAR_DIR / "log"))
 CRONJOBS = [
     (
-        _cron_line(BUILD_TIME_UTC),
+        cron_line(BUILD_TIME_UTC),
         "instrumetriq_site.cron.run_command",
         ["build_daily"],
         {},
         f">> {CRON_LOG_DIR / 'build_daily.log'} 2>&1",
     ),
     (
-        _cron_line(ROTATION_ANNOUNCE_TIME_UTC, ROTATION_ANNOUNCE_WEEKDAY),
+        cron_line(ROTATION_ANNOUNCE_TIME_UTC, ROTATION_ANNOUNCE_WEEKDAY),
         "instrumetriq_site.cron.run_command",
         ["rotate_tokens"],
         {"mode": "announce"},
         f">> {CRON_LOG_DIR / 'rotate_tokens.log'} 2>&1",
     ),
     (
-        _cron_line(ROTATION_PROMOTE_TIME_UTC, ROTATION_PROMOTE_WEEKDAY),
+        cron_line(ROTATION_PROMOTE_TIME_UTC, ROTATION_PROMOTE_WEEKDAY),
         "instrumetriq_site.cron.run_command",
         ["rotate_tokens"],
         {"mode": "promote"},

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from deliveries import health_views
 from deliveries.dashboard import delivery_state_view
+from deliveries.web import health_views
 
 from . import views
 
@@ -16,5 +16,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", views.landing, name="landing"),
     path("healthz", health_views.healthz, name="healthz"),
-    path("", include("deliveries.urls")),
+    path("", include("deliveries.web.urls")),
 ]

@@ -263,8 +263,8 @@ def test_storage_that_refuses_deletes(production, monkeypatch):
 
 @pytest.mark.s3
 def test_presigned_link_that_does_not_download(production, s3_storage, monkeypatch):
-    real = storage.presigned_url
-    monkeypatch.setattr(storage, "presigned_url", lambda key, *args: real("doctor/not-there.txt", *args))
+    real = storage.download_url
+    monkeypatch.setattr(storage, "download_url", lambda key, *args: real("doctor/not-there.txt", *args))
     results, _ = doctor.check_storage()
     assert failures(results)["storage.presigned"].startswith("a presigned link answered HTTP 403")
     assert one(results, "storage.round_trip").ok

@@ -10,8 +10,9 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from deliveries import downloads, storage
+from deliveries import storage
 from deliveries.models import DownloadCount
+from deliveries.web import downloads
 from tokens import rotation
 
 from .test_views_support import NOW, issue_current, live_tokens, publish_scenario
@@ -223,7 +224,7 @@ def test_unknown_tier_is_404(client, scenario, token):
 
 
 def test_local_storage_failure_is_503_and_logged(client, newest, token, monkeypatch, caplog, tmp_path):
-    monkeypatch.setattr(storage, "open_local", lambda key: tmp_path)  # a directory: reading fails
+    monkeypatch.setattr(storage, "local_path", lambda key: tmp_path)  # a directory: reading fails
     response = client.get(url("daily_file", newest.date.isoformat(), token))
     assert response.status_code == 503
     assert b"Downloads are briefly unavailable" in response.content
@@ -333,7 +334,7 @@ def test_s3_signing_failure_is_503(client, s3_storage, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise storage.StorageError("storage signing of a key failed: EndpointConnectionError")
 
-    monkeypatch.setattr(storage, "presigned_url", broken)
+    monkeypatch.setattr(storage, "download_url", broken)
     response = client.get(url("daily_file", daily.date.isoformat(), token))
     assert response.status_code == 503
     assert b"Downloads are briefly unavailable" in response.content

@@ -175,7 +175,7 @@ def test_manifest_has_the_contracts_mtd_keys_and_each_days_hash_and_rows():
     assert manifest["schema_version"] == SCHEMA_VERSION
     assert manifest["build_ts_utc"] == "2026-11-06T00:45:00Z"
     assert manifest["row_count"] == 8
-    assert manifest["parquet_sha256"] == storage.sha256_of(storage.open_local(bundle.key)) == bundle.sha256
+    assert manifest["parquet_sha256"] == storage.sha256_of(storage.local_path(bundle.key)) == bundle.sha256
     assert manifest["parquet_size_bytes"] == storage.size(bundle.key) == bundle.size_bytes
     assert manifest["filename"] == "instrumetriq_tier3_mtd_2026-11.parquet" == bundle.download_filename
     assert manifest["compression"] == "zstd"

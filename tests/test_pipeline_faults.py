@@ -120,7 +120,7 @@ def set_written(key, moment, s3):
         with time_machine.travel(moment, tick=False):  # moto stamps LastModified with the clock
             storage.put_bytes(key, storage.read_bytes(key), storage.PARQUET_CONTENT_TYPE)
     else:
-        os.utime(storage.open_local(key), (moment.timestamp(), moment.timestamp()))
+        os.utime(storage.local_path(key), (moment.timestamp(), moment.timestamp()))
 
 
 def initial_state(s3):
@@ -153,13 +153,13 @@ def restore(objects, s3):
             if key not in present or key.startswith("index/"):
                 storage.put_bytes(key, data, storage.JSON_CONTENT_TYPE)
                 if not s3:
-                    os.utime(storage.open_local(key), (T0.timestamp(), T0.timestamp()))
+                    os.utime(storage.local_path(key), (T0.timestamp(), T0.timestamp()))
 
 
 def object_digests(s3):
     """{key: digest} of every object: the bucket's ETags (MD5) on S3, SHA-256 of the files locally."""
     if s3:
-        bucket = storage.storage()
+        bucket = storage.backend()
         return {obj.key: obj.e_tag for obj in bucket.bucket.objects.all()}
     return {key: sha256(data) for key, data in stored_objects().items()}
 

@@ -29,9 +29,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from deliveries import explore, mtd, storage
+from deliveries import mtd, storage
 from deliveries.models import DownloadCount
 from deliveries.tiers import schema_for
+from deliveries.web.snippets import query_snippets
 
 from .factories import daily_manifest, publish_daily
 from .test_views_support import issue_current
@@ -197,7 +198,7 @@ def run_snippet(code, url):
 
 
 def test_the_docs_show_the_pages_snippets():
-    snippets = explore.query_snippets(DOC_URL)
+    snippets = query_snippets(DOC_URL)
     assert doc_block("pandas") == snippets["pandas"]
     assert doc_block("polars") == snippets["polars"]
     assert doc_block("duckdb") == snippets["duckdb"]
@@ -258,7 +259,7 @@ def test_pandas_reads_one_column_in_place_and_the_whole_file_equals_the_download
     assert all(r["status"] in (200, 206) for r in counter.requests if r["method"] == "GET")
 
     counter.reset()
-    namespace = run_snippet(explore.query_snippets(DOC_URL)["pandas"], url)
+    namespace = run_snippet(query_snippets(DOC_URL)["pandas"], url)
     assert list(namespace["df"].columns) == ["symbol", "snapshot_ts"]
     assert len(namespace["df"]) == bundle["table"].num_rows
     assert counter.sent() < 0.2 * size
@@ -282,7 +283,7 @@ def test_polars_reads_one_column_in_place_and_the_whole_file_equals_the_download
     assert 0 < counter.sent() < 0.2 * size, counter.requests
 
     counter.reset()
-    namespace = run_snippet(explore.query_snippets(DOC_URL)["polars"], url)
+    namespace = run_snippet(query_snippets(DOC_URL)["polars"], url)
     symbols = bundle["table"].column("symbol").to_pylist()
     assert namespace["df"].columns == ["symbol", "snapshot_ts"]
     assert namespace["df"]["symbol"].to_list() == ["BTC"] * symbols.count("BTC")
@@ -361,7 +362,7 @@ def signed_method(url):
 
 def test_the_offline_signature_check_tells_head_from_get(s3_storage):
     """The check itself: a URL signed for one method matches that method and not the other."""
-    client = storage.storage().connection.meta.client
+    client = storage.backend().bucket.meta.client
     params = {"Bucket": s3_storage.bucket, "Key": "tier1/mtd/2026-11/data.parquet"}
     assert signed_method(client.generate_presigned_url("head_object", Params=params, ExpiresIn=60)) == "HEAD"
     assert signed_method(client.generate_presigned_url("get_object", Params=params, ExpiresIn=60)) == "GET"

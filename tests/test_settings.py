@@ -111,3 +111,24 @@ def test_the_demo_site_url_is_read_back_with_debug_on_only(tmp_path):
     assert run() == "http://127.0.0.1:8200"
     assert run(SITE_URL="https://data.example.com") == "https://data.example.com"  # the environment wins
     assert run(DEBUG="0", SECRET_KEY=REAL_KEY, ALLOWED_HOSTS="example.com") == "http://127.0.0.1:8000"
+
+
+def test_the_s3_backend_is_the_r2_class_with_its_client_options_in_effect(tmp_path):
+    """settings only say where the bucket is; SigV4, path-style and R2's checksum rule are the
+    class's, in the botocore config that the client really uses."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "SECRET", "DEBUG", "R2_"))}
+    clean.update(VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="instrumetriq_site.settings", STORAGE_BACKEND="s3")
+    clean.update(
+        R2_ENDPOINT="https://a.r2.cloudflarestorage.com", R2_ACCESS_KEY_ID="k", R2_SECRET_ACCESS_KEY="s", R2_BUCKET="b"
+    )
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; from deliveries import storage; "
+        "store = storage.backend(); config = store.connection.meta.client.meta.config; "
+        "print(type(store).__name__, sorted(s.STORAGES['deliveries']['OPTIONS']), config.signature_version, "
+        "config.s3['addressing_style'], config.request_checksum_calculation)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(" ", 1)[0] == "R2DeliveryStorage"
+    assert "client_config" not in result.stdout and "signature_version" not in result.stdout
+    assert result.stdout.rstrip().endswith("s3v4 path when_required")

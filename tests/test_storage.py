@@ -9,7 +9,9 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from botocore.config import Config
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from deliveries import storage
@@ -127,7 +129,7 @@ def test_unreachable_s3_is_a_storage_error_with_a_plain_message(settings):
     settings.STORAGES = {
         **settings.STORAGES,
         "deliveries": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "deliveries.storage.R2DeliveryStorage",
             "OPTIONS": {
                 "bucket_name": "b",
                 "endpoint_url": "http://127.0.0.1:9",
@@ -180,3 +182,38 @@ def test_clear_scratch_on_s3_empties_the_scratch_folder_and_aborts_unfinished_up
     assert removed == ["instrumetriq-build-killed", "tier3/daily/2026-11-20/data.parquet (unfinished upload)"]
     assert s3_storage.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads", []) == []
     assert list(scratch.iterdir()) == []
+
+
+def r2(**options):
+    return storage.R2DeliveryStorage(
+        bucket_name="deliveries",
+        endpoint_url="https://account.r2.cloudflarestorage.com",
+        access_key="k",
+        secret_key="s",
+        **options,
+    )
+
+
+def test_r2_options_are_in_the_client_config_where_botocore_reads_them():
+    """django-storages ignores its signature_version and addressing_style options once a
+    client_config is given: the class puts them in the config itself, and keeps them when the
+    options bring a config of their own (merged over the class's)."""
+    for store in (r2(), r2(client_config=Config(retries={"max_attempts": 1}))):
+        config = store.client_config
+        assert config.signature_version == "s3v4"
+        assert config.s3 == {"addressing_style": "path"}
+        assert config.request_checksum_calculation == "when_required"
+        assert config.response_checksum_validation == "when_required"
+    assert r2(client_config=Config(retries={"max_attempts": 1})).client_config.retries == {"max_attempts": 1}
+    url, _ = r2().download_url(
+        "tier1/daily/2026-11-20/abc/data.parquet", "x.parquet", "application/vnd.apache.parquet", 60
+    )
+    assert url.startswith(
+        "https://account.r2.cloudflarestorage.com/deliveries/tier1/daily/2026-11-20/abc/data.parquet?"
+    )
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "response-content-disposition=attachment" in url
+
+
+def test_r2_storage_refuses_a_location_prefix():
+    with pytest.raises(ImproperlyConfigured, match="no location prefix"):
+        r2(location="prefix")

@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-import tokens
 from deliveries.tiers import Tier
 from tokens import crypto, rotation
 from tokens.models import Reason, RotationEvent, TierToken, TokenState
 from tokens.rotation import Action
+from tokens.validation import Validation, validate
 
 from .tokens_support import MONDAY, SUNDAY, token_of
 
@@ -46,7 +46,7 @@ def test_init_issues_a_current_token_to_every_tier():
     for tier in Tier.values:
         row = TierToken.objects.get(tier=tier)
         assert (row.state, row.reason, row.promoted_at, row.announced_at) == ("current", "first_issue", WEDNESDAY, None)
-        assert tokens.validate(tier, crypto.unseal_row(row))
+        assert validate(tier, crypto.unseal_row(row))
 
 
 def test_init_twice_keeps_the_first_tokens(initialised):
@@ -71,7 +71,7 @@ def test_announce_issues_a_next_token_and_both_work(initialised):
     assert actions(result) == dict.fromkeys(Tier.values, Action.ANNOUNCED)
     upcoming = live("tier1")[TokenState.NEXT]
     assert (upcoming.announced_at, upcoming.created_at, upcoming.promoted_at) == (SUNDAY, SUNDAY, None)
-    assert tokens.validate("tier1", current) and tokens.validate("tier1", crypto.unseal_row(upcoming))
+    assert validate("tier1", current) and validate("tier1", crypto.unseal_row(upcoming))
     assert "both work until the promote Mon 09 Jun 2025 00:00 UTC" in result.outcomes[0].message
 
 
@@ -123,8 +123,8 @@ def test_promote_makes_next_current_and_retires_the_old_one_at_once(initialised)
     assert (retired.state, retired.retired_at, retired.ended_by_id) == ("retired", MONDAY, result.event_id)
     promoted = live("tier1")[TokenState.CURRENT]
     assert (promoted.promoted_at, promoted.announced_at) == (MONDAY, SUNDAY)
-    assert not tokens.validate("tier1", old)
-    assert tokens.validate("tier1", new).state == "current"
+    assert not validate("tier1", old)
+    assert validate("tier1", new).state == "current"
 
 
 def test_promote_twice_does_nothing_the_second_time_and_says_so(initialised):
@@ -134,7 +134,7 @@ def test_promote_twice_does_nothing_the_second_time_and_says_so(initialised):
     result = rotation.promote(at=MONDAY + timedelta(minutes=1))
     assert actions(result) == dict.fromkeys(Tier.values, Action.UNCHANGED)
     assert "nothing to promote" in result.outcomes[2].message and "did not run" not in result.outcomes[2].message
-    assert tokens.validate("tier3", current)
+    assert validate("tier3", current)
     assert result.ok
 
 
@@ -144,7 +144,7 @@ def test_missed_announce_then_promote_keeps_the_current_token_working(initialise
     assert actions(result) == dict.fromkeys(Tier.values, Action.UNCHANGED)
     assert result.ok
     assert "the announce due Sun 08 Jun 2025 00:00 UTC did not run" in result.outcomes[0].message
-    assert tokens.validate("tier1", current) == tokens.Validation(True, "tier1", "current")
+    assert validate("tier1", current) == Validation(True, "tier1", "current")
 
 
 def test_missed_announce_recovers_by_announcing_late_and_promoting_next_week(initialised):
@@ -153,13 +153,13 @@ def test_missed_announce_recovers_by_announcing_late_and_promoting_next_week(ini
     rotation.announce(at=MONDAY + timedelta(hours=8))  # the operator notices and announces by hand
     new = token_of("tier1", "next")
     with time_machine.travel(MONDAY + timedelta(hours=9), tick=False):
-        outgoing = tokens.validate("tier1", old)
+        outgoing = validate("tier1", old)
     assert outgoing.is_outgoing and outgoing.promotes_at == NEXT_MONDAY  # not this morning's missed promote
     rotation.announce(at=NEXT_SUNDAY)  # the regular Sunday run: already announced, nothing changes
     assert token_of("tier1", "next") == new
     rotation.promote(at=NEXT_MONDAY)
-    assert not tokens.validate("tier1", old)
-    assert tokens.validate("tier1", new).state == "current"
+    assert not validate("tier1", old)
+    assert validate("tier1", new).state == "current"
 
 
 def test_promote_with_no_token_at_all_fails():
@@ -177,15 +177,15 @@ def test_emergency_revokes_current_and_next_and_issues_a_new_current(initialised
     at = SUNDAY + timedelta(hours=5)
     result = rotation.emergency(["tier2"], at=at)
     assert actions(result) == {"tier2": Action.ROTATED}
-    assert not tokens.validate("tier2", current) and not tokens.validate("tier2", upcoming)
+    assert not validate("tier2", current) and not validate("tier2", upcoming)
     revoked = TierToken.objects.filter(tier="tier2", state="revoked")
     assert sorted(revoked.values_list("revoked_at", flat=True)) == [at, at]
     fresh = live("tier2")
     assert list(fresh) == [TokenState.CURRENT]
     assert (fresh[TokenState.CURRENT].reason, fresh[TokenState.CURRENT].promoted_at) == ("emergency", at)
-    assert tokens.validate("tier2", crypto.unseal_row(fresh[TokenState.CURRENT]))
+    assert validate("tier2", crypto.unseal_row(fresh[TokenState.CURRENT]))
     # The other tiers are untouched, overlap included.
-    assert tokens.validate("tier1", token_of("tier1", "next"))
+    assert validate("tier1", token_of("tier1", "next"))
 
 
 def test_emergency_needs_the_tiers_named():
@@ -210,10 +210,10 @@ def test_emergency_rerun_with_force_or_after_the_window_rotates_again(initialise
     forced = rotation.emergency(["tier1"], at=SUNDAY + timedelta(minutes=1), force=True)
     assert actions(forced) == {"tier1": Action.ROTATED}
     second = token_of("tier1", "current")
-    assert not tokens.validate("tier1", first)
+    assert not validate("tier1", first)
     later = rotation.emergency(["tier1"], at=SUNDAY + rotation.EMERGENCY_REPEAT_WINDOW + timedelta(minutes=2))
     assert actions(later) == {"tier1": Action.ROTATED}
-    assert not tokens.validate("tier1", second)
+    assert not validate("tier1", second)
 
 
 def test_emergency_on_a_tier_without_tokens_issues_one():

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from tokens.schedule import Schedule, Weekly, format_when, promote_after, python_weekday
+from instrumetriq_site.utc import Weekly, python_weekday
+from tokens.schedule import Schedule, format_when, promote_after
 
 MONDAY = datetime(2025, 6, 2, tzinfo=UTC)  # a Monday
 SUNDAY = datetime(2025, 6, 8, tzinfo=UTC)

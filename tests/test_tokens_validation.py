@@ -1,4 +1,4 @@
-"""tokens.validate: a token opens its own tier only, while current or during the overlap; junk costs nothing."""
+"""tokens.validation.validate: a token opens its own tier only, while current or during the overlap; junk costs nothing."""
 
 import dataclasses
 import random
@@ -12,9 +12,9 @@ import time_machine
 from django.conf import settings
 from django.db import connections
 
-import tokens
 from deliveries.tiers import Tier
-from tokens import Validation, crypto, rotation
+from tokens import crypto, rotation
+from tokens.validation import Validation, validate
 
 from .tokens_support import MONDAY, SATURDAY, SUNDAY, token_of
 
@@ -34,27 +34,27 @@ def overlap(issued):
 
 
 def test_current_token_opens_its_tier(issued):
-    result = tokens.validate("tier1", issued["tier1"])
+    result = validate("tier1", issued["tier1"])
     assert result == Validation(ok=True, tier="tier1", state="current", is_outgoing=False, promotes_at=None)
     assert result
 
 
 def test_tier_may_be_given_as_the_enum(issued):
-    assert tokens.validate(Tier.TIER2, issued["tier2"]).tier == "tier2"
+    assert validate(Tier.TIER2, issued["tier2"]).tier == "tier2"
 
 
 def test_token_opens_only_its_own_tier(overlap):
     for tier, (current, upcoming) in overlap.items():
         for other in Tier.values:
-            assert bool(tokens.validate(other, current)) is (other == tier)
-            assert bool(tokens.validate(other, upcoming)) is (other == tier)
+            assert bool(validate(other, current)) is (other == tier)
+            assert bool(validate(other, upcoming)) is (other == tier)
 
 
 def test_next_token_accepted_during_the_overlap(overlap):
     current, upcoming = overlap["tier3"]
     with time_machine.travel(SUNDAY + timedelta(hours=12), tick=False):
-        new = tokens.validate("tier3", upcoming)
-        old = tokens.validate("tier3", current)
+        new = validate("tier3", upcoming)
+        old = validate("tier3", current)
     assert new == Validation(ok=True, tier="tier3", state="next", is_outgoing=False, promotes_at=None)
     assert old == Validation(ok=True, tier="tier3", state="current", is_outgoing=True, promotes_at=MONDAY)
 
@@ -63,25 +63,25 @@ def test_old_current_rejected_and_next_is_plain_current_after_promote(overlap):
     current, upcoming = overlap["tier1"]
     with time_machine.travel(MONDAY, tick=False):
         rotation.promote()
-    assert not tokens.validate("tier1", current)
-    assert tokens.validate("tier1", upcoming) == Validation(ok=True, tier="tier1", state="current")
+    assert not validate("tier1", current)
+    assert validate("tier1", upcoming) == Validation(ok=True, tier="tier1", state="current")
 
 
 def test_revoked_tokens_rejected_after_emergency(overlap):
     current, upcoming = overlap["tier2"]
     rotation.emergency(["tier2"])
-    assert not tokens.validate("tier2", current)
-    assert not tokens.validate("tier2", upcoming)
-    assert tokens.validate("tier2", token_of("tier2", "current"))
-    assert tokens.validate("tier1", overlap["tier1"][0])  # other tiers untouched
+    assert not validate("tier2", current)
+    assert not validate("tier2", upcoming)
+    assert validate("tier2", token_of("tier2", "current"))
+    assert validate("tier1", overlap["tier1"][0])  # other tiers untouched
 
 
 def test_a_well_formed_unknown_token_is_rejected(issued):
-    assert tokens.validate("tier1", crypto.new_token()) == Validation(ok=False, tier="tier1")
+    assert validate("tier1", crypto.new_token()) == Validation(ok=False, tier="tier1")
 
 
 def test_rejection_is_falsy_and_validation_is_frozen(issued):
-    result = tokens.validate("tier1", "nope")
+    result = validate("tier1", "nope")
     assert not result and result.ok is False
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.ok = True
@@ -120,7 +120,7 @@ BAD_TOKENS = [
 )
 def test_malformed_token_rejected_without_touching_the_database(issued, token, django_assert_num_queries):
     with django_assert_num_queries(0):
-        result = tokens.validate("tier1", token)
+        result = validate("tier1", token)
     assert result == Validation(ok=False, tier="tier1")
 
 
@@ -129,7 +129,7 @@ def test_malformed_token_rejected_without_touching_the_database(issued, token, d
 )
 def test_unknown_tier_rejected_without_touching_the_database(issued, tier, django_assert_num_queries):
     with django_assert_num_queries(0):
-        result = tokens.validate(tier, issued["tier1"])
+        result = validate(tier, issued["tier1"])
     assert result == Validation(ok=False, tier="")
 
 
@@ -137,12 +137,12 @@ def test_a_well_formed_token_costs_exactly_one_query(overlap, django_assert_num_
     current, upcoming = overlap["tier1"]
     for token in (current, upcoming, crypto.new_token(), overlap["tier2"][0]):
         with django_assert_num_queries(1):
-            tokens.validate("tier1", token)
+            validate("tier1", token)
 
 
 def test_history_lookup_with_at_costs_one_query_too(overlap, django_assert_num_queries):
     with django_assert_num_queries(1):
-        assert tokens.validate("tier1", overlap["tier1"][0], at=SUNDAY)
+        assert validate("tier1", overlap["tier1"][0], at=SUNDAY)
 
 
 def test_fuzzed_inputs_are_rejected_and_never_raise(issued, django_assert_max_num_queries):
@@ -171,7 +171,7 @@ def test_fuzzed_inputs_are_rejected_and_never_raise(issued, django_assert_max_nu
         else:
             value = rng.choice(real)[: rng.randrange(43)]
         with django_assert_max_num_queries(1):
-            assert not tokens.validate(rng.choice(Tier.values), value)
+            assert not validate(rng.choice(Tier.values), value)
 
 
 def test_junk_is_rejected_fast(issued):
@@ -180,7 +180,7 @@ def test_junk_is_rejected_fast(issued):
     huge = "A" * 10_240 + "\x00"
     started = time.perf_counter()
     for _ in range(10_000):
-        tokens.validate("tier1", huge)
+        validate("tier1", huge)
     assert time.perf_counter() - started < 1.0  # 10k rejections well under a second: no hashing, no query
 
 
@@ -193,7 +193,7 @@ def test_another_worker_sees_a_rotation_on_its_next_request():
 
     def worker(step):
         try:
-            seen.append((step, bool(tokens.validate("tier1", old))))
+            seen.append((step, bool(validate("tier1", old))))
         finally:
             connections.close_all()
 
@@ -212,16 +212,20 @@ def test_with_at_the_answer_comes_from_the_history(overlap):
     current, upcoming = overlap["tier1"]
     with time_machine.travel(MONDAY, tick=False):
         rotation.promote()
-    assert tokens.validate("tier1", current, at=SUNDAY - timedelta(seconds=1)) == Validation(True, "tier1", "current")
-    assert tokens.validate("tier1", upcoming, at=SUNDAY - timedelta(seconds=1)) == Validation(False, "tier1")
-    assert tokens.validate("tier1", current, at=SUNDAY) == Validation(True, "tier1", "current", True, MONDAY)
-    assert tokens.validate("tier1", upcoming, at=SUNDAY) == Validation(True, "tier1", "next")
-    assert tokens.validate("tier1", current, at=MONDAY) == Validation(False, "tier1")
-    assert tokens.validate("tier1", upcoming, at=MONDAY) == Validation(True, "tier1", "current")
+    assert validate("tier1", current, at=SUNDAY - timedelta(seconds=1)) == Validation(True, "tier1", "current")
+    assert validate("tier1", upcoming, at=SUNDAY - timedelta(seconds=1)) == Validation(False, "tier1")
+    assert validate("tier1", current, at=SUNDAY) == Validation(True, "tier1", "current", True, MONDAY)
+    assert validate("tier1", upcoming, at=SUNDAY) == Validation(True, "tier1", "next")
+    assert validate("tier1", current, at=MONDAY) == Validation(False, "tier1")
+    assert validate("tier1", upcoming, at=MONDAY) == Validation(True, "tier1", "current")
 
 
-def test_importing_tokens_touches_no_model_before_apps_load():
-    code = "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'instrumetriq_site.settings'; import tokens; print(tokens.validate)"
+def test_importing_the_tokens_package_touches_no_model_before_apps_load():
+    """INSTALLED_APPS imports ``tokens`` before models can load: the package imports nothing."""
+    code = (
+        "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'instrumetriq_site.settings'; "
+        "import tokens, tokens.apps; assert 'tokens.models' not in sys.modules, sorted(sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=settings.BASE_DIR
     )

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-import tokens
 from deliveries.tiers import Tier
 from tokens import crypto
 from tokens.models import TierToken
 from tokens.schedule import Schedule
+from tokens.validation import validate
 
 pytestmark = pytest.mark.django_db
 
@@ -102,7 +102,7 @@ def test_a_full_week_hour_by_hour(schedule_name, settings, monkeypatch):
                     if token is None:
                         continue
                     for tier in Tier.values:
-                        result = tokens.validate(tier, token)
+                        result = validate(tier, token)
                         observed[moment, owner, name, tier] = result
                         expected_ok = tier == owner and (
                             (name == "old" and moment < promote_at) or (name == "new" and moment >= announce_at)
@@ -134,4 +134,4 @@ def test_a_full_week_hour_by_hour(schedule_name, settings, monkeypatch):
     # The history alone gives the same answers, hour by hour, after the fact.
     for (moment, owner, name, tier), live in observed.items():
         token = old[owner] if name == "old" else new[owner]
-        assert tokens.validate(tier, token, at=moment) == live, (moment, owner, name, tier)
+        assert validate(tier, token, at=moment) == live, (moment, owner, name, tier)

@@ -12,8 +12,9 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from deliveries import collect, downloads, index, mtd, publish, storage, versions
+from deliveries import collect, index, mtd, publish, storage, versions
 from deliveries.models import DailyFile, MonthBundle, StoredVersion
+from deliveries.web import downloads
 
 from .factories import daily_manifest, publish_day, tier_table, write_parquet
 from .test_views_support import issue_current

@@ -11,9 +11,13 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from deliveries import downloads, explore, mtd, storage, views
+from deliveries import mtd, publish, storage
 from deliveries.models import DailyFile
 from deliveries.tiers import schema_for
+from deliveries.web import explore
+from deliveries.web import listing as listing_module
+from deliveries.web.listing import list_files, newest_part
+from deliveries.web.snippets import query_snippets
 from tokens import rotation
 
 from .factories import daily_manifest, dense_table, publish_daily, publish_day, write_parquet
@@ -279,10 +283,13 @@ def test_page_loads_nothing_from_third_parties(client, scenario, token):
     assert re.findall(r'<link rel="stylesheet" href="([^"]+)"', html) == ["/static/css/site.css"]
 
 
-def test_page_costs_at_most_three_queries(client, scenario, token, django_assert_max_num_queries):
-    with django_assert_max_num_queries(3):
-        response = page(client, token=token)
-    assert response.status_code == 200
+def test_a_page_costs_one_query_and_four_the_first_time_a_worker_renders_a_listing(
+    client, scenario, token, django_assert_num_queries
+):
+    with django_assert_num_queries(4):  # the listing version; then kept under it: live tokens, bundle, days
+        assert page(client, token=token).status_code == 200
+    with django_assert_num_queries(1):  # the listing version
+        assert page(client, token=token).status_code == 200
 
 
 def test_post_is_not_allowed(client, token):
@@ -366,7 +373,7 @@ def test_query_snippets_carry_the_real_token_checked_url(client, scenario, token
     for name in ("pandas", "polars", "duckdb"):
         snippet = html[html.index(f'<code id="query-{name}">') :]
         snippet = unescape(snippet[: snippet.index("</code>")].removeprefix(f'<code id="query-{name}">'))
-        assert snippet == explore.query_snippets(url)[name]
+        assert snippet == query_snippets(url)[name]
     assert "keep the code private" in html and "sends no <code>Referer</code>" in html
 
 
@@ -382,8 +389,6 @@ def test_the_page_reads_no_parquet(client, token, monkeypatch):
 def test_days_without_a_profile_still_show_their_columns(client, token):
     day = publish_day("tier1", TODAY.replace(day=9))
     DailyFile.objects.filter(pk=day.pk).update(manifest={"missing_hours": []})  # built before profiles
-    views._rendered.clear()  # same row, same build time: the page of an earlier test would be reused
-    downloads._newest_parts.clear()  # and so would the profile of the same file
     html = page(client, token=token).content.decode()
     assert '<code>spot_mid</code></span><span class="type">double</span>' in html
     assert '<svg class="hist"' not in html and 'data-testid="preview"' not in html
@@ -392,40 +397,90 @@ def test_days_without_a_profile_still_show_their_columns(client, token):
 def test_only_the_newest_days_profile_and_preview_leave_the_database(token):
     for day in (7, 8, 9):
         publish_day("tier1", TODAY.replace(day=day))
-    assert downloads.listing("tier1").newest == {}  # the API's, the feed's
-    listing = downloads.listing("tier1", newest_parts=True)
+    assert list_files("tier1").newest == {}  # the API's, the feed's
+    listing = list_files("tier1", newest_parts=True)
     assert set(listing.newest) == {"profile", "preview"}
     newest = DailyFile.objects.get(date=TODAY.replace(day=9))
-    assert downloads.newest_part(listing, "profile") == newest.manifest["profile"]
-    assert downloads.newest_part(listing, "preview") == newest.manifest["preview"]
+    assert newest_part(listing, "profile") == newest.manifest["profile"]
+    assert newest_part(listing, "preview") == newest.manifest["preview"]
 
 
-def test_the_newest_days_profile_is_sent_again_only_when_the_newest_file_changes():
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
+def test_the_newest_days_profile_follows_the_newest_file():
     publish_day("tier1", TODAY.replace(day=8))
     first = publish_day("tier1", TODAY.replace(day=9), rows=12)
-    downloads._newest_parts.clear()
-
-    def listed():
-        with CaptureQueriesContext(connection) as queries:
-            listing = downloads.listing("tier1", newest_parts=True)
-        return listing, queries[0]["sql"]
-
-    listing, _ = listed()
-    assert downloads.newest_part(listing, "profile") == first.manifest["profile"]
-    again, _ = listed()  # same file: the query sends nothing new, the kept text is used
-    assert again.newest is listing.newest
+    assert newest_part(list_files("tier1", newest_parts=True), "profile") == first.manifest["profile"]
     rebuilt = publish_day("tier1", TODAY.replace(day=9), rows=15)  # another file for the same day
-    changed, _ = listed()
-    assert changed.newest is not listing.newest
-    assert downloads.newest_part(changed, "profile") == rebuilt.manifest["profile"] != first.manifest["profile"]
-    DailyFile.objects.filter(pk=rebuilt.pk).update(deleted_at=NOW)  # the 8th is the newest again
-    assert (
-        downloads.newest_part(listed()[0], "profile")
-        == DailyFile.objects.get(date=TODAY.replace(day=8)).manifest["profile"]
-    )
+    profile = newest_part(list_files("tier1", newest_parts=True), "profile")
+    assert profile == rebuilt.manifest["profile"] != first.manifest["profile"]
+    publish.delist_day(rebuilt, NOW)  # the 8th is the newest again
+    eighth = DailyFile.objects.get(date=TODAY.replace(day=8))
+    assert newest_part(list_files("tier1", newest_parts=True), "profile") == eighth.manifest["profile"]
+
+
+# --- The cached page -----------------------------------------------------------------------------
+
+
+def test_a_cached_page_is_served_until_a_new_listing_version_renders_it_again(
+    client, scenario, token, django_assert_num_queries
+):
+    first = page(client, token=token).content.decode()
+    with django_assert_num_queries(1):  # the listing version
+        again = page(client, token=token).content.decode()
+    assert re.sub(r'nonce="[^"]+"', "", again) == re.sub(r'nonce="[^"]+"', "", first)
+    assert '<tr data-date="2026-11-10"' not in again
+    publish_day("tier1", TODAY)  # the nightly build, in another process in real life: a new listing version
+    with django_assert_num_queries(4):
+        after = page(client, token=token).content.decode()
+    assert '<tr data-date="2026-11-10"' in after
+
+
+def test_every_change_to_a_listing_or_its_tokens_gives_the_tier_a_new_listing_version():
+    def versions():
+        return {tier: listing_module.version_of(tier) for tier in ("tier1", "tier2")}
+
+    publish_day("tier2", TODAY.replace(day=1))
+    seen = [versions()]
+    assert seen[0]["tier1"] is None  # nothing listed or issued yet: nothing is cached for the tier
+    rotation.init(["tier1"])  # tokens issued
+    seen.append(versions())
+    publish_day("tier1", TODAY.replace(day=1))  # a day listed
+    seen.append(versions())
+    mtd.build_month("tier1", TODAY.replace(day=1), today=TODAY)  # a month bundle listed
+    seen.append(versions())
+    publish_day("tier1", TODAY.replace(day=1), rows=99)  # a day rebuilt: its old version delisted
+    seen.append(versions())
+    publish.delist_day(DailyFile.objects.get(tier="tier1", date=TODAY.replace(day=1)), NOW)  # retention
+    seen.append(versions())
+    for change in (rotation.announce, rotation.promote, lambda tiers: rotation.emergency(tiers, force=True)):
+        change(["tier1"])
+        seen.append(versions())
+    tier1 = [state["tier1"] for state in seen[1:]]
+    assert None not in tier1 and len(set(tier1)) == len(tier1) == 8
+    assert len({state["tier2"] for state in seen}) == 1  # another tier's changes leave it alone
+
+
+def test_a_revoked_link_stops_working_at_once_though_the_live_tokens_are_cached(client, scenario, token):
+    assert page(client, token=token).status_code == 200  # the tier's live tokens are now cached
+    rotation.emergency(["tier1"])
+    assert page(client, token=token).status_code == 403
+    assert page(client, token=live_tokens("tier1")[0]).status_code == 200
+
+
+def test_the_cached_page_of_a_token_says_it_is_outgoing_once_the_next_one_is_announced(client, scenario, token):
+    assert 'id="outgoing-notice"' not in page(client, token=token).content.decode()
+    rotation.announce(["tier1"])  # the listing is the same: the token's deadline is in the page's key
+    assert 'id="outgoing-notice"' in page(client, token=token).content.decode()
+    _, upcoming = live_tokens("tier1")
+    fresh = page(client, token=upcoming).content.decode()
+    assert 'id="outgoing-notice"' not in fresh and upcoming in fresh and token not in fresh
+
+
+def test_the_cached_page_moves_on_with_the_day(client, scenario, token):
+    with time_machine.travel(NOW, tick=False):
+        before = page(client, token=token).content.decode()
+    with time_machine.travel(NOW.replace(day=12), tick=False):  # the 10th and 11th are now expected
+        after = page(client, token=token).content.decode()
+    assert before.count('class="missing"') < after.count('class="missing"')
 
 
 def test_preview_structs_show_their_fields_in_the_contracts_order_whatever_the_database_keeps():

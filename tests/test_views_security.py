@@ -10,7 +10,8 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from deliveries import downloads, storage
+from deliveries import storage
+from deliveries.web import listing
 
 from .test_views_support import NOW, TODAY, issue_current, publish_scenario
 
@@ -73,7 +74,7 @@ def test_the_token_never_reaches_the_logs(client, token, console, monkeypatch):
     for path, _ in outcomes(token):
         client.get(path)
     publish_scenario("tier1")
-    monkeypatch.setattr(storage, "open_local", lambda key: ROOT)  # a directory: the read fails, 503
+    monkeypatch.setattr(storage, "local_path", lambda key: ROOT)  # a directory: the read fails, 503
     client.get(f"/downloads/tier1/daily/{TODAY.replace(day=9)}.parquet?t={token}")
     # what the dev server prints for each request goes through the same handler
     logging.getLogger("django.server").info('"GET /downloads/tier1?t=%s HTTP/1.1" 200 9000', token)
@@ -106,10 +107,10 @@ def test_error_pages_leak_nothing(token):
 
 
 def test_an_unexpected_error_is_a_plain_500(token, monkeypatch):
-    def broken(tier):
+    def broken(tier, **kwargs):
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(downloads, "listing", broken)
+    monkeypatch.setattr(listing, "list_files", broken)
     response = Client(raise_request_exception=False).get(reverse("deliveries:tier_page", args=["tier1"]), {"t": token})
     assert response.status_code == 500
     text = response.content.decode()

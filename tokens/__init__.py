@@ -1,9 +1,4 @@
 """Tier tokens: one secret link per Patreon tier, rotated weekly with an overlap.
 
-``validate`` is the whole interface the download views need. Importing this package touches no
-model, so it is safe while apps load.
+``tokens.validation.validate`` is the whole interface the download views need.
 """
-
-from .validation import Validation, validate
-
-__all__ = ["Validation", "validate"]

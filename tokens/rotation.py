@@ -29,6 +29,7 @@ from . import crypto
 from .models import LIVE_STATES, Actor, Mode, Reason, RotationEvent, TierToken, TokenState
 from .schedule import Schedule, promote_after
 from .schedule import format_when as _when
+from .signals import live_tokens_changed
 
 EMERGENCY_REPEAT_WINDOW = timedelta(minutes=10)
 
@@ -204,7 +205,9 @@ def _run_tier(planner, tier, at, event, actor, options):
         return TierOutcome(tier, plan.action, plan.message)
     try:
         with transaction.atomic():
-            return plan.apply(event)
+            outcome = plan.apply(event)
+            live_tokens_changed.send(sender=TierToken, tier=tier, at=at)
+            return outcome
     except (_Lost, IntegrityError) as error:
         # Someone else changed this tier between our read and our write. Re-read: if there is now
         # nothing left to do, that run did our work; anything else is a conflict we do not guess at.

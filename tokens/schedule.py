@@ -5,51 +5,16 @@ they cannot disagree. Weekdays use cron's numbering (0 = Sunday) as the settings
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 
-WEEK = timedelta(days=7)
-CRON_DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-
-
-def parse_hhmm(value):
-    hour, minute = (int(part) for part in value.split(":"))
-    return time(hour, minute)
+from instrumetriq_site.utc import Weekly, parse_hhmm
 
 
 def format_when(moment):
     """One way to write a moment for people: "Mon 09 Jun 2025 00:00 UTC"."""
     return f"{moment.astimezone(UTC):%a %d %b %Y %H:%M} UTC"
-
-
-def python_weekday(cron_weekday):
-    """datetime.weekday() counts Monday = 0; cron counts Sunday = 0 (and 7)."""
-    return (int(cron_weekday) - 1) % 7
-
-
-@dataclass(frozen=True)
-class Weekly:
-    cron_weekday: int
-    at: time
-
-    @property
-    def cron_line(self):
-        return f"{self.at.minute} {self.at.hour} * * {self.cron_weekday}"
-
-    @property
-    def label(self):
-        return f"{CRON_DAY_NAMES[self.cron_weekday % 7]} {self.at:%H:%M} UTC"
-
-    def next_after(self, moment):
-        """The first occurrence strictly after ``moment``."""
-        moment = moment.astimezone(UTC)
-        days = (python_weekday(self.cron_weekday) - moment.weekday()) % 7
-        candidate = datetime.combine(moment.date() + timedelta(days=days), self.at, tzinfo=UTC)
-        return candidate if candidate > moment else candidate + WEEK
-
-    def last_at_or_before(self, moment):
-        return self.next_after(moment) - WEEK
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,21 @@
 """Does this token open this tier? The one question the download views ask.
 
 Malformed input is turned away by shape alone, before any hashing or database work, so junk
-costs nothing. A well-formed token costs one HMAC and one indexed query, with no per-process
-cache: a rotation is seen by every worker on its next request. The lookup is by HMAC digest, so
+costs nothing. A well-formed token costs one HMAC and one indexed query; a caller may keep the
+live tokens instead (``live=``) as long as it drops them when ``signals.live_tokens_changed``
+says they changed (the web side keys them by the tier's listing version, renewed then). The lookup is by HMAC digest, so
 the index comparison's timing says nothing an attacker could steer without the secret; the
 found digest is still compared in constant time.
-
-Only the standard library is imported at module level: ``tokens`` is imported while apps load.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
+
+from deliveries.tiers import Tier
+
+from . import crypto
+from .models import TierToken, TokenState
+from .schedule import promote_after
 
 
 @dataclass(frozen=True)
@@ -25,32 +30,27 @@ class Validation:
         return self.ok
 
 
-def validate(tier, token, *, at=None):
+def validate(tier, token, *, at=None, live=None):
     """Accept ``tier``'s current token, or its next token during the overlap. Never raises on input.
 
     With ``at`` (an aware datetime) the answer is read from the recorded history instead: which
     tokens worked at that moment. Without it, the live rotation state decides, which does not
-    depend on the web host's clock agreeing with the cron host's.
+    depend on the web host's clock agreeing with the cron host's. ``live`` (a function of the
+    tier) gives the live tokens as ``live_tokens`` does, for a caller that keeps them between
+    changes (``signals.live_tokens_changed``); it is called only for a well-formed token.
     """
-    from deliveries.tiers import Tier
-
-    from . import crypto
-
     if not isinstance(tier, str) or tier not in Tier.values:
         return Validation(ok=False, tier="")
     tier = Tier(tier).value
     if not crypto.is_well_formed(token):
         return Validation(ok=False, tier=tier)
-    return _lookup(tier, token, at)
-
-
-def _lookup(tier, token, at):
-    from . import crypto
-    from .models import TierToken
-
     digest = crypto.digest(token)
     if at is None:
-        return _lookup_live(tier, digest)
+        return _match_live(tier, digest, (live or live_tokens)(tier))
+    return _lookup_at(tier, digest, at)
+
+
+def _lookup_at(tier, digest, at):
     rows = TierToken.objects.filter(tier=tier, digest=digest).with_state_at(at).with_next_announced_at(at)
     found = list(rows.values_list("digest", "state_at", "next_announced_at")[:1])
     if not found:
@@ -61,44 +61,23 @@ def _lookup(tier, token, at):
     return _accepted(tier, state, next_announced_at)
 
 
-LIVE_FIELDS = ("digest", "state", "announced_at")
-TIER_PARAM = "\x00tier"  # instrumetriq_site.compiled_queries.placeholder("tier"), without the import at app load
+def live_tokens(tier):
+    """The tier's live tokens (at most a current and a next) as (digest, state, announced_at), in
+    one plain indexed query: the next token's announce time comes with its own row."""
+    return list(TierToken.objects.for_tier(tier).live().values_list("digest", "state", "announced_at"))
 
 
-def _lookup_live(tier, digest):
-    """The hot path of every page and download: the tier's live tokens (at most a current and a
-    next) in one plain indexed query, each compared with the candidate in constant time.
-
-    A plain query rather than the annotated one of ``at=``, compiled once per process: it is what
-    the tier page spends most of its time on, and the next token's announce time comes with its
-    own row.
-    """
-    from instrumetriq_site.compiled_queries import fetch
-
-    from . import crypto
-    from .models import TierToken, TokenState
-
-    live = fetch(
-        "tokens.live",
-        TierToken,
-        LIVE_FIELDS,
-        lambda: TierToken.objects.filter(tier=TIER_PARAM, state__in=[TokenState.CURRENT, TokenState.NEXT]).values_list(
-            *LIVE_FIELDS
-        ),
-        {TIER_PARAM: tier},
-    )
-    matched = [row["state"] for row in live if crypto.digests_match(row["digest"], digest)]
+def _match_live(tier, digest, live):
+    """Each live token compared with the candidate in constant time."""
+    matched = [state for stored, state, _ in live if crypto.digests_match(stored, digest)]
     if not matched:
         return Validation(ok=False, tier=tier)
-    next_announced_at = next((row["announced_at"] for row in live if row["state"] == TokenState.NEXT), None)
+    next_announced_at = next((announced for _, state, announced in live if state == TokenState.NEXT), None)
     return _accepted(tier, matched[0], next_announced_at)
 
 
 def _accepted(tier, state, next_announced_at):
     """An accepted token; the current one is outgoing while a next token is announced."""
-    from .models import TokenState
-    from .schedule import promote_after
-
     outgoing = state == TokenState.CURRENT and next_announced_at is not None
     return Validation(
         ok=True,

@@ -7,15 +7,16 @@ each rebuild shows up as new, and a daily file rebuilt with late hours does the 
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.template.defaultfilters import filesizeformat
-from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed, Enclosure
 from django.views.decorators.http import require_safe
 
-from . import downloads, views
+from .. import storage
+from .access import tier_token
 from .downloads import DAILY, MTD
+from .links import file_links, tier_url
+from .listing import cached_files
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def entries(tier, token, listing):
     items = []
     if listing.mtd is not None:
         bundle = listing.mtd
-        links = views.file_links(tier, token, MTD, bundle.month_label, absolute=True, version=bundle.sha256[:16])
+        links = file_links(tier, token, MTD, bundle.month_label, absolute=True, version=bundle.sha256[:16])
         notes = []
         if bundle.days_missing:
             notes.append(f"missing days: {', '.join(bundle.days_missing)}")
@@ -56,7 +57,7 @@ def entries(tier, token, listing):
         )
     for daily in listing.daily:
         label = daily.date.isoformat()
-        links = views.file_links(tier, token, DAILY, label, absolute=True, version=daily.sha256[:16])
+        links = file_links(tier, token, DAILY, label, absolute=True, version=daily.sha256[:16])
         partial = f"; partial day, {daily.hours_found}/24 hours" if daily.is_partial else ""
         items.append(
             Entry(
@@ -89,13 +90,11 @@ class TierFeed(Feed):
         return f"New {self.tier.plan} Parquet files, nightly. All times UTC."
 
     def link(self):
-        return (
-            settings.SITE_URL + reverse("deliveries:tier_page", args=[self.tier.value]) + views.token_query(self.token)
-        )
+        return tier_url("tier_page", self.tier, self.token, absolute=True)
 
     def feed_url(self):
         """The self link keeps the token: a reader that follows rel="self" must not lose it."""
-        return settings.SITE_URL + reverse("deliveries:feed", args=[self.tier.value]) + views.token_query(self.token)
+        return tier_url("feed", self.tier, self.token, absolute=True)
 
     def feed_guid(self):
         return f"urn:instrumetriq:{self.tier.value}:feed"
@@ -124,14 +123,11 @@ class TierFeed(Feed):
         return item.updated
 
     def item_enclosures(self, item):
-        return [Enclosure(item.link, str(item.size), downloads.storage.PARQUET_CONTENT_TYPE)]
+        return [Enclosure(item.link, str(item.size), storage.PARQUET_CONTENT_TYPE)]
 
 
 @require_safe
-def tier_feed(request, tier):
+@tier_token
+def tier_feed(request):
     """Token checked like the page; the feed's links are the token-checked download endpoints."""
-    tier = views.tier_or_404(tier)
-    token = views.token_from(request)
-    if not views.validate(tier, token):
-        return views.forbidden(request, tier)
-    return TierFeed(tier, token, downloads.listing(tier))(request)
+    return TierFeed(request.tier, request.token, cached_files(request.tier, request.listing_version))(request)

@@ -6,7 +6,9 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from . import health
+from instrumetriq_site.utc import iso_z
+
+from .. import health
 
 CACHE_KEY = "deliveries:healthz"
 
@@ -20,7 +22,7 @@ def healthz_payload():
         problems = health.run_checks(now=now)
         payload = {
             "status": "fail" if health.failures(problems) else "ok",
-            "checked_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "checked_at": iso_z(now),
             "problems": [problem.as_dict() for problem in health.failures(problems)],
             "warnings": [problem.as_dict() for problem in health.warnings(problems)],
         }

@@ -1,5 +1,4 @@
-"""Know the data before downloading it: the tier page's column profiles, row preview and the
-snippets that query a file in place.
+"""Know the data before downloading it: the tier page's column profiles and row preview.
 
 Everything here is made from what the manifests already hold (``profile``, ``preview``: see
 ``deliveries.parquet.profile``), which the listing brings with the newest day: no Parquet is read during a
@@ -10,11 +9,9 @@ it), so it stays within the site's Content-Security-Policy.
 import pyarrow as pa
 from django.utils.html import format_html, format_html_join, mark_safe
 
-from .tiers import describe_type, schema_for
+from ..tiers import describe_type, schema_for
 
 HIST_WIDTH, HIST_HEIGHT = 40, 10
-QUERY_COLUMNS = ("symbol", "snapshot_ts")
-QUERY_SYMBOL = "BTC"
 LONG_TEXT = 32  # characters: longer text wraps in its cell (the rest stays on one line)
 
 
@@ -204,36 +201,3 @@ def preview_table(preview):
     columns = preview["columns"]
     rows = [[cell_html(row.get(name)) for name in columns] for row in preview["rows"]]
     return {"columns": columns, "rows": rows}
-
-
-# --- Query in place ------------------------------------------------------------------------------
-
-
-def query_snippets(url):
-    """Copy-paste code that reads a file in place over HTTP (footer and needed column chunks only)
-    from its token-checked ``url``: pandas through fsspec, Polars, and DuckDB (needs httpfs).
-    docs/api.md shows the same text with a placeholder URL, and the tests run it."""
-    columns = ", ".join(f'"{name}"' for name in QUERY_COLUMNS)
-    pandas = (
-        "import fsspec\n"
-        "import pandas as pd\n\n"
-        f'url = "{url}"  # your link: keep it private\n\n'
-        "# Range reads over HTTP: the Parquet footer, then only the column chunks asked for\n"
-        "with fsspec.open(url, block_size=64 * 1024) as f:\n"
-        f"    df = pd.read_parquet(f, columns=[{columns}])\n"
-        "print(df.head())\n"
-    )
-    polars = (
-        "import polars as pl\n\n"
-        f'url = "{url}"  # your link: keep it private\n\n'
-        "# Reads the footer, then the row groups and columns the query needs\n"
-        f'df = pl.scan_parquet(url).filter(pl.col("symbol") == "{QUERY_SYMBOL}").select({columns}).collect()\n'
-        "print(df)\n"
-    )
-    duckdb = (
-        "-- DuckDB: needs its httpfs extension (INSTALL httpfs; LOAD httpfs;)\n"
-        "SELECT symbol, count(*) AS rows\n"
-        f"FROM read_parquet('{url}')\n"
-        "GROUP BY symbol ORDER BY rows DESC;\n"
-    )
-    return {"pandas": pandas, "polars": polars, "duckdb": duckdb}
