@@ -195,7 +195,8 @@ HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 30)  # /healthz is publ
 # Django's cache holds each worker's rendered tier pages (keyed by the tier's listing version,
 # which lives in the database and is read with every page: workers, hosts and the nightly jobs
 # share nothing else) and /healthz's last result. Per process on purpose: nothing in it needs to
-# be shared, so no cache server is needed. A tier 3 page is about 0.5 MB; MAX_ENTRIES bounds it.
+# be shared, so no cache server is needed (docs/architecture.md). A page is 40-70 KB; MAX_ENTRIES
+# bounds a worker's share of memory to a few MB.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

@@ -63,7 +63,8 @@ def _of_newest_day(name):
 def version_of(tier):
     """The tier's listing version: one small query, the only one of a request served from the
     cache. None before anything was ever listed or rotated for the tier (then nothing is cached)."""
-    return ListingVersion.objects.filter(tier=tier).values_list("value", flat=True).first()
+    found = list(ListingVersion.objects.filter(tier=tier).values_list("value", flat=True)[:1])  # no ORDER BY
+    return found[0] if found else None
 
 
 def list_files(tier, *, newest_parts=False):
