@@ -81,8 +81,9 @@ def prepare():
 
     from deliveries import mtd
     from deliveries.outcomes import Outcome
-    from tests.factories import publish_day
-    from tests.test_views_support import live_tokens, rows_for
+    from tests.support.factories import publish_day
+    from tests.support.scenarios import rows_for
+    from tests.support.tokens import live_tokens
     from tokens import rotation
 
     today = timezone.now().date()

@@ -1,23 +1,14 @@
-"""Shared fixtures: isolated local storage and archive per test, a real S3 server (moto) over HTTP,
-a stand-in cron monitor, and the published files and token the web tests start from."""
+"""The fixtures every folder of tests shares: isolated local storage and archive per test, a real S3
+server (moto) over HTTP, a stand-in cron monitor, the published files and token the web tests start
+from, the database reachable from threads, and the headless browser. Helpers that are not fixtures
+are in tests/support/."""
 
 import http.server
-import socket
 import threading
-import uuid
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
-
-SPEC_DIR = Path(__file__).parent / "spec"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +41,8 @@ def moto_server():
     """moto's S3 server on 127.0.0.1, spoken to over real HTTP by boto3 and django-storages."""
     from moto.server import ThreadedMotoServer
 
+    from tests.support.servers import free_port
+
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -57,26 +50,12 @@ def moto_server():
     server.stop()
 
 
-def create_bucket(endpoint, prefix):
-    """A fresh bucket on the moto server: (boto3 client, bucket name)."""
-    import boto3
-
-    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=name)
-    return client, name
-
-
 @pytest.fixture
 def s3_storage(settings, moto_server, monkeypatch):
     """Switch delivery storage to S3 on the moto server, with a fresh private bucket: the
     production class with its own R2 options, only the endpoint and bucket are the test's."""
+    from tests.support.servers import create_bucket
+
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     client, bucket = create_bucket(moto_server, "test")
@@ -130,7 +109,7 @@ def scenario():
     """Tier 1 with a month bundle and retained days, published at the web tests' frozen time."""
     import time_machine
 
-    from .test_views_support import NOW, publish_scenario
+    from tests.support.scenarios import NOW, publish_scenario
 
     with time_machine.travel(NOW, tick=False):
         return publish_scenario("tier1")
@@ -139,7 +118,7 @@ def scenario():
 @pytest.fixture
 def token():
     """A current tier 1 token, in clear, as a subscriber's link carries it."""
-    from .test_views_support import issue_current
+    from tests.support.tokens import issue_current
 
     return issue_current("tier1")
 
@@ -147,6 +126,48 @@ def token():
 @pytest.fixture
 def on_postgres():
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def contended_db(tmp_path):
+    """The test database, reachable from other threads with production's locking behaviour."""
+    from tests.support.databases import on_disk_copy
+
+    with on_disk_copy(tmp_path):
+        yield
+
+
+@pytest.fixture(scope="module")
+def allow_orm_beside_playwright():
+    """Set only while a browser module runs (its ``pytestmark`` uses it): in os.environ for the whole
+    session it would leak into subprocesses (``check --deploy`` rightly refuses it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="module")
+def browser(allow_orm_beside_playwright):
+    """Debian's Chromium, headless, through Playwright (tests/support/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser):
+    """A desktop-sized browser context that accepts downloads; screenshots go to test-artifacts/."""
+    from tests.support.browser import ARTIFACTS
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
 
 
 def pytest_report_header(config):

@@ -17,9 +17,9 @@ from django.utils import timezone
 from deliveries import storage
 from deliveries.models import DownloadCount
 from deliveries.web import downloads, listing
+from tests.support.scenarios import NOW, publish_scenario
+from tests.support.tokens import issue_current, live_tokens
 from tokens import rotation
-
-from .test_views_support import NOW, issue_current, live_tokens, publish_scenario
 
 pytestmark = pytest.mark.django_db
 

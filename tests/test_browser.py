@@ -1,8 +1,5 @@
-"""The subscriber's view in a real headless Chromium: the page, a download, the 403 page.
-
-Debian's Chromium driven by Playwright's sync API (which runs an event loop, hence
-DJANGO_ALLOW_ASYNC_UNSAFE for the ORM calls made from the test). Screenshots land in
-test-artifacts/ for a human to look at.
+"""The subscriber's view in a real headless Chromium (tests/support/browser.py): the page, a
+download, the 403 page. Screenshots land in test-artifacts/ for a human to look at.
 """
 
 import hashlib
@@ -13,51 +10,17 @@ import pytest
 from django.utils import timezone
 
 from deliveries import build, mtd, sample
+from tests.support.browser import ARTIFACTS
+from tests.support.scenarios import publish_scenario
+from tests.support.tokens import issue_current
 
-from .test_views_support import issue_current, publish_scenario
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("allow_orm_beside_playwright"),
 ]
+
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def allow_orm_beside_playwright():
-    """Set only while these tests run: in os.environ for the whole session it would leak into
-    subprocesses (``check --deploy`` rightly refuses it)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        yield
-
-
-@pytest.fixture(scope="module")
-def browser(allow_orm_beside_playwright):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def context(browser):
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
-    yield context
-    context.close()
 
 
 def test_valid_link_shows_files_and_downloads_the_right_bytes(live_server, context, local_storage):

@@ -14,8 +14,7 @@ from deliveries import build, sample, storage
 from deliveries.models import DailyFile, StoredVersion
 from deliveries.outcomes import Outcome
 from deliveries.tiers import SCHEMAS, Tier
-
-from .factories import daily_keys
+from tests.support.factories import daily_keys
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,6 @@ PostgreSQL server ended the session, the kernel dropped the file lock), record t
 ``crashed``, and leave no scratch behind, on local storage and on S3 (moto over HTTP).
 """
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,53 +14,20 @@ import sys
 import pytest
 
 from deliveries import sample
-
-from .conftest import create_bucket
-from .test_build_lock_postgres import BASE_DIR, child_env, manage, python, shared_database, wait_until
-
-# The child writes the day's files to scratch, says so, and waits there to be killed.
-KILLED_CHILD = r"""
-import sys, time
-from pathlib import Path
-
-import django
-
-django.setup()
-from django.core.management import execute_from_command_line
-
-from deliveries import build
-
-marker = Path(sys.argv[1])
-real_write_day_files = build.write_day_files
-
-
-def write_then_hang(*args, **kwargs):
-    written = real_write_day_files(*args, **kwargs)
-    marker.write_text(str(written.paths[next(iter(written.paths))]))
-    time.sleep(600)
-
-
-build.write_day_files = write_then_hang
-execute_from_command_line(["manage.py", "build_daily", "--date", sys.argv[2]])
-"""
-
-REPORT = r"""
-import json
-import django
-
-django.setup()
-from deliveries.models import BuildRun, DailyFile
-
-print(json.dumps({
-    "runs": list(BuildRun.objects.order_by("pk").values("outcome", "error", "holder", "steps")),
-    "daily_files": sorted(DailyFile.objects.values_list("tier", flat=True)),
-}))
-"""
+from tests.support.processes import (
+    BASE_DIR,
+    build_holding_the_lock,
+    manage,
+    recorded,
+    sharing_one_database,
+    sigkill,
+)
+from tests.support.servers import create_bucket
 
 
 def storage_env(kind, tmp_path, moto_server):
     if kind == "local":
-        return {"STORAGE_BACKEND": "local", "LOCAL_STORAGE_ROOT": tmp_path / "storage"}
+        return {"STORAGE_BACKEND": "local"}
     _, bucket = create_bucket(moto_server, "crash")
     return {
         "STORAGE_BACKEND": "s3",
@@ -82,35 +47,12 @@ def scratch_of(kind, tmp_path):
 @pytest.mark.parametrize("kind", ["local", pytest.param("s3", marks=pytest.mark.s3)])
 def test_a_rerun_right_after_a_sigkill_builds_and_marks_the_killed_run_crashed(kind, tmp_path, moto_server):
     day = sample.yesterday_utc()
-    archive = tmp_path / "archive"
-    sample.write_day(archive, day, entries_per_hour=2, samples_per_entry=5)
-    marker = tmp_path / "written"
-    with shared_database(tmp_path) as url:
-        env = child_env(
-            DATABASE_URL=url,
-            ARCHIVE_ROOT=archive,
-            VAR_DIR=tmp_path / "var",
-            BUILD_SCRATCH_DIR=tmp_path / "scratch",
-            **storage_env(kind, tmp_path, moto_server),
-        )
-        manage(env, "migrate", "--noinput")
-        child = subprocess.Popen(
-            [sys.executable, "-c", KILLED_CHILD, str(marker), day.isoformat()],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wait_until(lambda: marker.exists() or child.poll() is not None, "the child to write its files")
-            assert marker.exists(), child.communicate()[0]
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    sample.write_day(tmp_path / "archive", day, entries_per_hour=2, samples_per_entry=5)
+    with sharing_one_database(
+        tmp_path, BUILD_SCRATCH_DIR=tmp_path / "scratch", **storage_env(kind, tmp_path, moto_server)
+    ) as env:
+        with build_holding_the_lock(env, day, marker=tmp_path / "written") as child:
+            sigkill(child)
         assert child.returncode == -signal.SIGKILL
         scratch = scratch_of(kind, tmp_path)
         left = sorted(p.name for p in scratch.iterdir())
@@ -119,8 +61,8 @@ def test_a_rerun_right_after_a_sigkill_builds_and_marks_the_killed_run_crashed(k
         out = manage(env, "build_daily", "--date", day.isoformat())  # at once: no waiting out a lease
 
         assert "build_daily success" in out
-        report = json.loads(python(env, REPORT))
-        if url.startswith("sqlite"):  # the kernel's lock, on a file beside the database file
+        report = recorded(env)
+        if env["DATABASE_URL"].startswith("sqlite"):  # the kernel's lock, on a file beside the database file
             assert (tmp_path / "lock.sqlite3.build-lock").is_file()
     crashed, rerun = report["runs"]
     assert crashed["outcome"] == "crashed"
@@ -128,7 +70,7 @@ def test_a_rerun_right_after_a_sigkill_builds_and_marks_the_killed_run_crashed(k
     assert "the process ended without recording an outcome" in crashed["error"]
     assert rerun["holder"] in crashed["error"]
     assert rerun["outcome"] == "success"
-    assert report["daily_files"] == ["tier1", "tier2", "tier3"]
+    assert [tier for tier, _ in report["daily_files"]] == ["tier1", "tier2", "tier3"]
     assert list(scratch.iterdir()) == []  # the killed run's work folder is gone, and the rerun's own
 
 
@@ -136,25 +78,9 @@ def test_a_run_refused_by_a_live_holder_then_proceeds_once_that_holder_is_killed
     """The refusal is honest (exit 75, a ``locked`` run) while the holder lives; the moment it is
     killed, the same command builds."""
     day = sample.yesterday_utc()
-    archive = tmp_path / "archive"
-    sample.write_day(archive, day, entries_per_hour=2, samples_per_entry=5)
-    marker = tmp_path / "written"
-    with shared_database(tmp_path) as url:
-        env = child_env(
-            DATABASE_URL=url, ARCHIVE_ROOT=archive, VAR_DIR=tmp_path / "var", LOCAL_STORAGE_ROOT=tmp_path / "storage"
-        )
-        manage(env, "migrate", "--noinput")
-        holder = subprocess.Popen(
-            [sys.executable, "-c", KILLED_CHILD, str(marker), day.isoformat()],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wait_until(lambda: marker.exists() or holder.poll() is not None, "the holder to write its files")
-            assert marker.exists(), holder.communicate()[0]
+    sample.write_day(tmp_path / "archive", day, entries_per_hour=2, samples_per_entry=5)
+    with sharing_one_database(tmp_path) as env:
+        with build_holding_the_lock(env, day, marker=tmp_path / "written") as holder:
             refused = subprocess.run(
                 [sys.executable, "manage.py", "build_daily", "--date", day.isoformat()],
                 cwd=BASE_DIR,
@@ -165,13 +91,8 @@ def test_a_run_refused_by_a_live_holder_then_proceeds_once_that_holder_is_killed
             )
             assert refused.returncode == 75, refused.stdout + refused.stderr
             assert "the build lock is held by" in refused.stderr and f":{holder.pid}:" in refused.stderr
-            os.kill(holder.pid, signal.SIGKILL)
-            holder.wait(timeout=30)
-        finally:
-            if holder.poll() is None:
-                holder.kill()
-                holder.wait()
+            sigkill(holder)
         assert "build_daily success" in manage(env, "build_daily", "--date", day.isoformat())
-        report = json.loads(python(env, REPORT))
+        report = recorded(env)
     assert [run["outcome"] for run in report["runs"]] == ["crashed", "locked", "success"]
-    assert report["daily_files"] == ["tier1", "tier2", "tier3"]
+    assert [tier for tier, _ in report["daily_files"]] == ["tier1", "tier2", "tier3"]

@@ -10,8 +10,7 @@ from django.core.management import CommandError, call_command
 from deliveries import locks, storage
 from deliveries.models import BuildRun, DailyFile, MonthBundle
 from deliveries.outcomes import Outcome
-
-from .factories import publish_day
+from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The operator meets a crashed run in the admin, in a real headless Chromium (see test_browser.py)."""
+"""The operator meets a crashed run in the admin, in a real headless Chromium (tests/support/browser.py)."""
 
 import pytest
 from django.conf import settings as django_settings
@@ -7,13 +7,16 @@ from django.test import Client
 from deliveries import pipeline, sample
 from deliveries.models import BuildRun
 from deliveries.outcomes import Outcome
+from tests.support.browser import ARTIFACTS
 
-from .test_browser import ARTIFACTS, allow_orm_beside_playwright, browser, context  # noqa: F401 (fixtures)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("allow_orm_beside_playwright"),
+]
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-
-def test_a_run_killed_mid_build_shows_as_crashed_in_the_admin(live_server, context, settings, django_user_model):  # noqa: F811
+def test_a_run_killed_mid_build_shows_as_crashed_in_the_admin(live_server, context, settings, django_user_model):
     django_user_model.objects.create_superuser("ops", password="pw-for-tests-only")
     killed = BuildRun.objects.create(command="build_daily", holder="cron-host:4242:0badc0de")
     sample.write_day(settings.ARCHIVE_ROOT, sample.yesterday_utc(), entries_per_hour=1, samples_per_entry=2)

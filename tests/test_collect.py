@@ -14,9 +14,7 @@ from django.db import connections
 
 from deliveries import collect, publish, storage, versions
 from deliveries.models import DailyFile, StoredVersion
-
-from .factories import daily_manifest, publish_day, tier_table, write_parquet
-from .test_tokens_concurrency import contended_db  # noqa: F401 (a fixture)
+from tests.support.factories import daily_manifest, publish_day, tier_table, write_parquet
 
 T0 = datetime(2026, 11, 12, 1, 0, tzinfo=UTC)
 DAY = date(2026, 11, 11)
@@ -240,7 +238,7 @@ def in_thread(function):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_collector_waits_for_a_switch_under_way_and_then_leaves_the_version_it_listed(contended_db):  # noqa: F811
+def test_a_collector_waits_for_a_switch_under_way_and_then_leaves_the_version_it_listed(contended_db):
     old, _ = superseded_day()
     later = T0 + timedelta(hours=1) + GRACE
     version = StoredVersion.objects.get(key=old.key)
@@ -268,7 +266,7 @@ def test_a_collector_waits_for_a_switch_under_way_and_then_leaves_the_version_it
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_switch_waits_for_a_collection_under_way_and_then_refuses_the_deleted_version(contended_db):  # noqa: F811
+def test_a_switch_waits_for_a_collection_under_way_and_then_refuses_the_deleted_version(contended_db):
     old, new = superseded_day()
     later = T0 + timedelta(hours=1) + GRACE
     version = StoredVersion.objects.get(key=old.key)

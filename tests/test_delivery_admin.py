@@ -6,8 +6,7 @@ import pytest
 from django.urls import reverse
 
 from deliveries.models import BuildRun, DailyFile
-
-from .factories import publish_day
+from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
 

@@ -11,12 +11,10 @@ from django.urls import reverse
 from deliveries import mtd
 from deliveries.models import BuildRun, DailyFile, DownloadCount, MonthBundle
 from deliveries.outcomes import Outcome
+from tests.support.factories import publish_day
+from tests.support.scenarios import NOW, operator_morning
 from tokens import rotation
 from tokens.models import RotationEvent, TierToken
-
-from .factories import publish_day
-from .operator_support import operator_morning
-from .test_views_support import NOW
 
 pytestmark = pytest.mark.django_db
 

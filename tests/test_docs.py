@@ -26,9 +26,10 @@ import pytest
 from django.conf import settings
 
 from deliveries import sample
-
-from .conftest import free_port
-from .test_views_support import issue_current, publish_scenario
+from tests.support.processes import child_env
+from tests.support.scenarios import publish_scenario
+from tests.support.servers import free_port
+from tests.support.tokens import issue_current
 
 ROOT = Path(settings.BASE_DIR)
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -149,20 +150,13 @@ def bash(script, env, cwd, timeout=300):
     return completed.stdout
 
 
-def base_env(**values):
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if key in os.environ}
-    env.update(PYTHONUNBUFFERED="1", TZ="UTC", DJANGO_SETTINGS_MODULE="instrumetriq_site.settings")
-    env.update({key: str(value) for key, value in values.items()})
-    return env
-
-
 # --- README: make run, and curl ------------------------------------------------------------------
 
 
 def test_make_run_serves_the_demo_and_hand_run_patreon_links_use_its_port(tmp_path):
     """`make run PORT=...` then `manage.py patreon_links` by hand: the links are on the demo's port."""
     port = free_port()
-    env = base_env(VAR_DIR=tmp_path / "var", PORT=port, DEMO_DAYS=4)
+    env = child_env(VAR_DIR=tmp_path / "var", PORT=port, DEMO_DAYS=4)
     server = subprocess.Popen(
         ["bash", "-c", doc_block("make-run").text],
         cwd=ROOT,
@@ -183,7 +177,7 @@ def test_make_run_serves_the_demo_and_hand_run_patreon_links_use_its_port(tmp_pa
             except OSError:
                 assert time.monotonic() < deadline, "make run did not serve the demo"
                 time.sleep(0.3)
-        hand_env = base_env(VAR_DIR=tmp_path / "var")  # no SITE_URL, no PORT: what a person has
+        hand_env = child_env(VAR_DIR=tmp_path / "var")  # no SITE_URL, no PORT: what a person has
         links = bash(f"{sys.executable} manage.py patreon_links", hand_env, ROOT)
         urls = re.findall(r"http://\S+", links)
         assert len(urls) == 3 and all(url.startswith(f"http://127.0.0.1:{port}/downloads/tier") for url in urls)
@@ -212,7 +206,7 @@ def test_the_readme_curl_block_downloads_resumes_and_verifies(live_server, tmp_p
         .replace("TOKEN=...", f"TOKEN={token}")
         .replace("2026-11-23", day)
     )
-    env = base_env()
+    env = child_env()
     out = bash(script, env, tmp_path)
     target = tmp_path / newest.download_filename
     assert f"{newest.download_filename}: OK" in out
@@ -253,7 +247,7 @@ def test_the_runbook_commands_run_as_written(tmp_path):
     for day in [date(2026, 11, 20) + timedelta(days=n) for n in range(5)] + [sample.yesterday_utc()]:
         missing = range(21, 24) if day == date(2026, 11, 24) else ()  # "A partial day" of the runbook
         sample.write_day(archive, day, entries_per_hour=2, samples_per_entry=3, missing_hours=missing)
-    env = base_env(VAR_DIR=tmp_path / "var", ARCHIVE_ROOT=archive, SITE_URL="https://downloads.example.com", DEBUG=1)
+    env = child_env(VAR_DIR=tmp_path / "var", ARCHIVE_ROOT=archive, SITE_URL="https://downloads.example.com", DEBUG=1)
     prelude = f'manage() {{ "{sys.executable}" "{ROOT}/manage.py" "$@"; }}\n'
     bash(
         prelude + "manage migrate -v0\nmanage rotate_tokens --mode init >/dev/null\n"

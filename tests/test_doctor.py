@@ -18,9 +18,8 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from deliveries import doctor, sample, storage
+from tests.support.servers import free_port
 from tokens import rotation
-
-from .conftest import free_port
 
 pytestmark = pytest.mark.django_db
 

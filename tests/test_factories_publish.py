@@ -10,8 +10,7 @@ import pytest
 from deliveries import storage
 from deliveries.models import DailyFile
 from deliveries.tiers import schema_for
-
-from .factories import publish_day
+from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ import time_machine
 from django.urls import reverse
 
 from deliveries import mtd
-
-from .factories import publish_day
-from .test_views_support import NOW, TODAY, issue_current
+from tests.support.factories import publish_day
+from tests.support.scenarios import NOW, TODAY
+from tests.support.tokens import issue_current
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,7 @@ from deliveries import health, mtd, storage
 from deliveries.models import BuildRun, DailyFile
 from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
-
-from .factories import daily_keys, mtd_keys, publish_day
+from tests.support.factories import daily_keys, mtd_keys, publish_day
 
 pytestmark = pytest.mark.django_db
 

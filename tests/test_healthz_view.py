@@ -11,8 +11,7 @@ from deliveries import mtd, storage
 from deliveries.models import BuildRun
 from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
-
-from .factories import publish_day
+from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,7 @@ import time_machine
 
 from deliveries import index, mtd, retention, storage
 from deliveries.models import MonthBundle
-
-from .factories import publish_day
+from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
 

@@ -10,6 +10,7 @@ import pytest
 from django.db import close_old_connections, connection
 
 from deliveries import locks
+from tests.support.databases import lose_the_lock
 
 
 @pytest.mark.django_db
@@ -66,16 +67,3 @@ def test_a_lock_whose_session_or_file_is_gone_says_so_before_the_next_piece_of_w
         assert not held.is_held()
         with pytest.raises(locks.LockLost, match="the build lock was lost"):
             held.ensure_held()
-
-
-def lose_the_lock():
-    """What an outage does to the lock: the PostgreSQL session ends, or the lock file goes."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                [locks.PG_NAMESPACE],
-            )
-    else:
-        locks.lock_file_path().unlink()

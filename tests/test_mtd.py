@@ -17,8 +17,15 @@ from deliveries import mtd, publish, retention, storage
 from deliveries.models import DailyFile, MonthBundle
 from deliveries.parquet import encoding, profile, splice
 from deliveries.tiers import SCHEMA_VERSION, Tier, schema_for
-
-from .factories import daily_manifest, dense_table, mtd_keys, publish_daily, publish_day, tier_table, written_by
+from tests.support.factories import (
+    daily_manifest,
+    dense_table,
+    mtd_keys,
+    publish_daily,
+    publish_day,
+    tier_table,
+    written_by,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -10,41 +10,27 @@ CSRF origin check, or a Content-Security-Policy that blocks the admin's own scri
 shows. Every page is also checked for CSP violations. Screenshots land in test-artifacts/.
 """
 
-import datetime
 import re
 import secrets
-import signal
-import ssl
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import pytest
 from django.utils import timezone
 
 from deliveries import sample
+from tests.support.browser import ARTIFACTS
+from tests.support.databases import scratch_postgres
+from tests.support.processes import manage, production_env
+from tests.support.scenarios import operator_morning
+from tests.support.servers import UNVERIFIED, fetch, free_port, gunicorn, self_signed_certificate
 
-from .conftest import free_port
-from .operator_support import operator_morning
-from .test_browser import ARTIFACTS, allow_orm_beside_playwright, browser  # noqa: F401 (fixtures)
-from .test_build_lock_postgres import BASE_DIR, child_env, manage, scratch_postgres
-
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("allow_orm_beside_playwright")]
 
 PASSWORD = "operator-" + secrets.token_urlsafe(12)
-GUNICORN = sys.executable.rsplit("/", 1)[0] + "/gunicorn"
-UNVERIFIED = ssl._create_unverified_context()  # noqa: S323 (our own self-signed certificate on 127.0.0.1)
 
 
 def http_status(url):
     """The status of a plain GET of ``url`` (the old link, as a subscriber's script would fetch it)."""
-    try:
-        with urllib.request.urlopen(url, timeout=30, context=UNVERIFIED) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+    return fetch(url, context=UNVERIFIED)[0]
 
 
 class Watch:
@@ -85,7 +71,7 @@ def confirm(page, button_text):
     page.wait_for_url("**/admin/tokens/tiertoken/patreon/")
 
 
-def operator_journey(browser, base, name, **context_options):  # noqa: F811
+def operator_journey(browser, base, name, **context_options):
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
     page = context.new_page()
@@ -200,7 +186,7 @@ def operator_journey(browser, base, name, **context_options):  # noqa: F811
     assert watch.problems == []
 
 
-def test_operator_journey_with_debug_on(browser, live_server, settings, django_user_model):  # noqa: F811
+def test_operator_journey_with_debug_on(browser, live_server, settings, django_user_model):
     """DEBUG on, as `make run` serves the demo (live server: local storage, the test database)."""
     settings.DEBUG = True
     settings.SITE_URL = live_server.url
@@ -209,52 +195,7 @@ def test_operator_journey_with_debug_on(browser, live_server, settings, django_u
     operator_journey(browser, live_server.url, "debug")
 
 
-@pytest.fixture
-def certificate(tmp_path):
-    """A self-signed certificate for 127.0.0.1, for gunicorn's TLS."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
-def wait_for_https(url, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "gunicorn exited while starting"
-        try:
-            if http_status(url) == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"gunicorn did not answer {url} within {timeout} s")
-
-
-def test_operator_journey_with_debug_off_behind_https(browser, tmp_path, certificate):  # noqa: F811
+def test_operator_journey_with_debug_off_behind_https(browser, tmp_path):
     """The production settings (DEBUG off: secure cookies, HSTS, SSL redirect, hashed static files,
     CSRF trusted origin from SITE_URL) behind HTTPS, set up with the operator's own commands."""
     port = free_port()
@@ -262,10 +203,7 @@ def test_operator_journey_with_debug_off_behind_https(browser, tmp_path, certifi
     archive = tmp_path / "archive"
     sample.write_archive(archive, 3, entries_per_hour=2, samples_per_entry=3)
     with scratch_postgres("instrumetriq_browser") as database_url:
-        env = child_env(
-            DEBUG="0",
-            SECRET_KEY=secrets.token_urlsafe(45),
-            TOKEN_SECRET=secrets.token_urlsafe(45),
+        env = production_env(
             ALLOWED_HOSTS="127.0.0.1",
             SITE_URL=base,
             DATABASE_URL=database_url,
@@ -280,38 +218,8 @@ def test_operator_journey_with_debug_off_behind_https(browser, tmp_path, certifi
         manage(env, "build_daily")
         manage(env, "rotate_tokens", "--mode", "init")
         manage(env, "createsuperuser", "--noinput", "--username", "operator", "--email", "")
-        cert, key = certificate
-        log = (tmp_path / "gunicorn.log").open("w")
-        server = subprocess.Popen(
-            [
-                GUNICORN,
-                "instrumetriq_site.wsgi",
-                "--config",
-                "deploy/gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--certfile",
-                str(cert),
-                "--keyfile",
-                str(key),
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_https(f"{base}/ping", server)
+        certificate = self_signed_certificate(tmp_path)
+        with gunicorn(env, port, tmp_path / "gunicorn.log", certificate=certificate):
             operator_journey(browser, base, "production", ignore_https_errors=True)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            log.close()
     text = (tmp_path / "gunicorn.log").read_text()
     assert "CSRF" not in text and not re.search(r"Forbidden \(", text), text[-2000:]

@@ -12,8 +12,7 @@ from deliveries import locks, pipeline, sample, storage
 from deliveries.models import BuildRun, DailyFile, MonthBundle
 from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
-
-from .test_locks import lose_the_lock
+from tests.support.databases import lose_the_lock
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,6 @@ run's: rows, ledger, objects in storage, index files and the API's answer.
 import hashlib
 import json
 import os
-import urllib.error
-import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 
@@ -26,8 +24,8 @@ from django.urls import reverse
 
 from deliveries import index, pipeline, publish, sample, storage, versions
 from deliveries.models import DailyFile, MonthBundle, StoredVersion
-
-from .test_views_support import issue_current
+from tests.support.servers import fetch as fetch_over_http
+from tests.support.tokens import issue_current
 
 pytestmark = pytest.mark.django_db
 
@@ -184,21 +182,14 @@ def sha256(data):
 
 def fetch(client, url, settings):
     """(status, body) of a link a subscriber was given: through the site, then (S3) the bucket."""
-    if not url.startswith(settings.SITE_URL):  # a presigned URL of the bucket
-        return fetch_remote(url)
-    response = client.get(url.removeprefix(settings.SITE_URL))
-    if response.status_code == 302:
-        return fetch_remote(response["Location"])
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    return response.status_code, body
-
-
-def fetch_remote(url):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as remote:
-            return remote.status, remote.read()
-    except urllib.error.HTTPError as error:
-        return error.code, b""
+    if url.startswith(settings.SITE_URL):
+        response = client.get(url.removeprefix(settings.SITE_URL))
+        if response.status_code != 302:
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            return response.status_code, body
+        url = response["Location"]  # a presigned URL of the bucket
+    status, _, body = fetch_over_http(url, timeout=10)
+    return status, body
 
 
 def listed_by_api(api):

@@ -8,63 +8,27 @@ is clean with no exception. Every step is a ``manage.py`` command in its own pro
 the operator run them.
 """
 
+import functools
 import hashlib
 import json
 import re
-import secrets
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
 from deliveries import sample
+from tests.support.databases import scratch_postgres
+from tests.support.processes import manage, production_env
+from tests.support.servers import PROXY_HEADERS, create_bucket, free_port, gunicorn
+from tests.support.servers import fetch as fetch_any
 
-from .conftest import create_bucket, free_port
-from .test_build_lock_postgres import BASE_DIR, child_env, manage, scratch_postgres
-
-GUNICORN = Path(sys.executable).with_name("gunicorn")
-PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def fetch(url, headers=PROXY_HEADERS, follow=False):
-    """(status, headers, body) of a GET, without following redirects unless asked."""
-    opener = urllib.request.build_opener() if follow else urllib.request.build_opener(NoRedirect)
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with opener.open(request, timeout=30) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
+# Every request as the reverse proxy forwards it (unless a test drops the header), redirects not followed.
+fetch = functools.partial(fetch_any, headers=PROXY_HEADERS, follow=False)
 
 
 @pytest.fixture
 def bucket(moto_server):
     return create_bucket(moto_server, "prod")[1]
-
-
-def wait_for_http(url, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "gunicorn exited while starting"
-        try:
-            status, _, _ = fetch(url)
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"gunicorn did not answer {url} within {timeout} s")
 
 
 @pytest.mark.s3
@@ -79,10 +43,7 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
     ping_path = f"/{uuid.uuid4()}"
 
     with scratch_postgres("instrumetriq_prod") as database_url:
-        env = child_env(
-            DEBUG="0",
-            SECRET_KEY=secrets.token_urlsafe(45),  # 60 characters
-            TOKEN_SECRET=secrets.token_urlsafe(45),
+        env = production_env(
             ALLOWED_HOSTS="127.0.0.1,localhost",
             SITE_URL=f"https://127.0.0.1:{port}",  # what the proxy serves; gunicorn itself speaks http
             DATABASE_URL=database_url,
@@ -107,30 +68,8 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
         token = tier1["current_url"].split("?t=", 1)[1]
         page_url = origin + tier1["current_url"].split(str(port), 1)[1]
 
-        gunicorn_out = (logs / "gunicorn.out").open("w")
-        server = subprocess.Popen(
-            [
-                str(GUNICORN),
-                "instrumetriq_site.wsgi",
-                "--config",
-                "deploy/gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--access-logfile",
-                str(logs / "access.log"),
-                "--error-logfile",
-                str(logs / "error.log"),
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=gunicorn_out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_http(f"{origin}/ping", server)
-
+        logs_to = ["--access-logfile", str(logs / "access.log"), "--error-logfile", str(logs / "error.log")]
+        with gunicorn(env, port, logs / "gunicorn.out", *logs_to):
             # Without the proxy's header the request is plain http: redirected to https.
             status, headers, _ = fetch(f"{origin}/ping", headers={})
             assert status == 301 and headers["Location"] == f"https://127.0.0.1:{port}/ping"
@@ -184,14 +123,6 @@ def test_production_like_site(tmp_path, moto_server, bucket, cron_monitor):
             # A wrong token is refused, on the page and the API.
             assert fetch(f"{origin}/downloads/tier1?t={'A' * 43}")[0] == 403
             assert fetch(f"{origin}/api/downloads/tier2?t={token}")[0] == 403
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            gunicorn_out.close()
 
         health = manage(env, "healthcheck")
         assert health.strip() == "ok: all checks passed"

@@ -18,8 +18,7 @@ from deliveries.models import DailyFile, MonthBundle
 from deliveries.parquet import encoding, profile
 from deliveries.parquet import preview as previews
 from deliveries.tiers import Tier, schema_for
-
-from .factories import dense_table, publish_day
+from tests.support.factories import dense_table, publish_day
 
 
 def parquet_bytes(table, **options):

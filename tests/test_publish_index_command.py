@@ -9,8 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from deliveries import storage
-
-from .factories import publish_day
+from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
 

@@ -33,9 +33,8 @@ from deliveries import mtd, storage
 from deliveries.models import DownloadCount
 from deliveries.tiers import schema_for
 from deliveries.web.snippets import query_snippets
-
-from .factories import daily_manifest, publish_daily
-from .test_views_support import issue_current
+from tests.support.factories import daily_manifest, publish_daily
+from tests.support.tokens import issue_current
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

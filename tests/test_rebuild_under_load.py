@@ -15,8 +15,6 @@ import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -28,9 +26,8 @@ from django.utils import timezone
 from deliveries import sample
 from deliveries.models import DailyFile
 from deliveries.tiers import Tier
-
-from .test_tokens_concurrency import contended_db  # noqa: F401 (a fixture, used by name)
-from .test_views_support import issue_current
+from tests.support.servers import fetch
+from tests.support.tokens import issue_current
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -60,17 +57,8 @@ def write_days(root, days, seed):
         sample.write_day(root, day, entries_per_hour=2, samples_per_entry=3, seed=seed, missing_hours=range(2, 24))
 
 
-def get(url):
-    """(status, body); redirects (S3: the presigned URL) followed."""
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, b""
-
-
 def listing(site, tier, token):
-    status, body = get(f"{site}/api/downloads/{tier}?t={token}")
+    status, _, body = fetch(f"{site}/api/downloads/{tier}?t={token}")
     assert status == 200, status
     data = json.loads(body)
     return ([data["mtd"]] if data["mtd"] else []) + data["daily"]
@@ -80,7 +68,7 @@ def check(entries, tally):
     """Download every entry by both its links; count what does not match what was listed."""
     for entry in entries:
         for link in ("url", "signed_url"):
-            status, body = get(entry[link])
+            status, _, body = fetch(entry[link])  # redirects (S3: the presigned URL) followed
             tally["downloads"] += 1
             if status == 404:
                 tally["gone"].append(f"{entry['filename']} {link}")

@@ -9,8 +9,7 @@ import time_machine
 
 from deliveries import index, mtd, publish, retention, storage
 from deliveries.models import DailyFile, StoredVersion
-
-from .factories import publish_day
+from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
 

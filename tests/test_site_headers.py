@@ -9,7 +9,8 @@ import pytest
 import time_machine
 from django.conf import settings
 
-from .test_views_support import NOW, issue_current, publish_scenario
+from tests.support.scenarios import NOW, publish_scenario
+from tests.support.tokens import issue_current
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,7 @@ import pytest
 
 from deliveries.parquet import encoding, splice
 from deliveries.tiers import schema_for
-
-from .factories import dense_table, written_by
+from tests.support.factories import dense_table, written_by
 
 
 def write_hours(path, table, tier, rows_per_group, **options):

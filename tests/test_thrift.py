@@ -22,8 +22,7 @@ from deliveries.parquet.thrift import (
     Struct,
     ThriftError,
 )
-
-from .factories import dense_table
+from tests.support.factories import dense_table
 
 
 def parquet_footer(table, **options):

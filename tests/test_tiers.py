@@ -7,8 +7,7 @@ import pytest
 
 from deliveries.tiers import SCHEMAS, Tier, schema_for, schema_lines
 
-from .conftest import SPEC_DIR
-
+SPEC_DIR = Path(__file__).resolve().parent / "spec"  # the spec's schema files, vendored
 SHARED_SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "schemas"
 
 

@@ -3,19 +3,14 @@
 The same tests run on both CI legs. On PostgreSQL both transactions read the tier before either
 writes (a barrier after the read makes sure of it), then race: row locks plus compare-and-set
 updates settle promotes, and the partial unique indexes refuse a second insert. On SQLite the
-IMMEDIATE transaction mode makes the second run wait for the first.
-
-pytest-django's SQLite test database is in memory with a shared cache, where a second writer
-gets "database table is locked" at once instead of waiting (busy_timeout does not apply to
-shared-cache locks). Production SQLite is a file in WAL mode, so on SQLite these tests move the
-connection to an on-disk copy of the schema for their duration.
+IMMEDIATE transaction mode makes the second run wait for the first, on an on-disk copy of the
+test database (the ``contended_db`` fixture: pytest-django's in-memory one cannot make a writer wait).
 """
 
 import threading
 import time
 
 import pytest
-from django.core.management import call_command
 from django.db import IntegrityError, connection, connections, transaction
 
 from deliveries.tiers import Tier
@@ -26,25 +21,6 @@ from tokens.rotation import Action
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 BARRIER_TIMEOUT = 10
-
-
-@pytest.fixture
-def contended_db(tmp_path):
-    """The test database, reachable from other threads with production's locking behaviour."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    settings_dict = connection.settings_dict  # shared by the wrappers each thread creates
-    saved_name, saved_connection = settings_dict["NAME"], connection.connection
-    connection.connection = None  # keep the in-memory database alive for the tests after this one
-    settings_dict["NAME"] = str(tmp_path / "contended.sqlite3")
-    try:
-        call_command("migrate", verbosity=0)
-        yield
-    finally:
-        connection.close()
-        settings_dict["NAME"] = saved_name
-        connection.connection = saved_connection
 
 
 def both_read_before_either_writes(monkeypatch):

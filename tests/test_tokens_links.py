@@ -5,11 +5,10 @@ from datetime import timedelta
 
 import pytest
 
+from tests.support.tokens import MONDAY, SATURDAY, SUNDAY, token_of
 from tokens import links, rotation
 from tokens.models import TierToken
 from tokens.validation import validate
-
-from .tokens_support import MONDAY, SATURDAY, SUNDAY, token_of
 
 pytestmark = pytest.mark.django_db
 

@@ -6,12 +6,11 @@ import pytest
 import time_machine
 
 from deliveries.tiers import Tier
+from tests.support.tokens import MONDAY, SUNDAY, token_of
 from tokens import crypto, rotation
 from tokens.models import Reason, RotationEvent, TierToken, TokenState
 from tokens.rotation import Action
 from tokens.validation import Validation, validate
-
-from .tokens_support import MONDAY, SUNDAY, token_of
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,9 @@ from django.conf import settings
 from django.db import connections
 
 from deliveries.tiers import Tier
+from tests.support.tokens import MONDAY, SATURDAY, SUNDAY, token_of
 from tokens import crypto, rotation
 from tokens.validation import Validation, validate
-
-from .tokens_support import MONDAY, SATURDAY, SUNDAY, token_of
 
 
 @pytest.fixture

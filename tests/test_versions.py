@@ -15,9 +15,8 @@ from django.urls import reverse
 from deliveries import collect, index, mtd, publish, storage, versions
 from deliveries.models import DailyFile, MonthBundle, StoredVersion
 from deliveries.web import downloads
-
-from .factories import daily_manifest, publish_day, tier_table, write_parquet
-from .test_views_support import issue_current
+from tests.support.factories import daily_manifest, publish_day, tier_table, write_parquet
+from tests.support.tokens import issue_current
 
 pytestmark = pytest.mark.django_db
 

@@ -18,10 +18,10 @@ from deliveries.web import explore
 from deliveries.web import listing as listing_module
 from deliveries.web.listing import list_files, newest_part
 from deliveries.web.snippets import query_snippets
+from tests.support.factories import daily_manifest, dense_table, publish_daily, publish_day, write_parquet
+from tests.support.scenarios import NOW, TODAY, publish_scenario
+from tests.support.tokens import issue_current, live_tokens
 from tokens import rotation
-
-from .factories import daily_manifest, dense_table, publish_daily, publish_day, write_parquet
-from .test_views_support import NOW, TODAY, issue_current, live_tokens, publish_scenario
 
 pytestmark = pytest.mark.django_db
 

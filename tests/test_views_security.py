@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from deliveries import storage
 from deliveries.web import listing
-
-from .test_views_support import NOW, TODAY, issue_current, publish_scenario
+from tests.support.scenarios import NOW, TODAY, publish_scenario
+from tests.support.tokens import issue_current
 
 pytestmark = pytest.mark.django_db
 
