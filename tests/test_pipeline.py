@@ -13,6 +13,7 @@ from deliveries.models import BuildRun, DailyFile, MonthBundle
 from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
 from tests.support.databases import lose_the_lock
+from tests.support.factories import publish_days
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +63,7 @@ def test_nightly_runs_daily_then_mtd_then_retention_then_index_then_collect():
 
 def test_failed_build_skips_mtd_retention_and_index_but_still_collects():
     write_days(*days_back(9, YESTERDAY - timedelta(days=1)))  # yesterday is missing from the archive
-    pipeline.run_nightly(days=days_back(9, YESTERDAY - timedelta(days=1)))
+    publish_days(days_back(9, YESTERDAY - timedelta(days=1)))  # published: more days than retention keeps
     published_before = set(DailyFile.objects.published().values_list("tier", "date"))
     index_before = storage.read_bytes("index/tier1.json")
 
@@ -84,7 +85,7 @@ def test_failed_build_skips_mtd_retention_and_index_but_still_collects():
 
 def test_next_night_catches_up_every_missed_day_the_archive_has():
     write_days(*days_back(5))
-    pipeline.run_nightly(days=days_back(2, YESTERDAY - timedelta(days=3)))  # 11-07, 11-08 published
+    publish_days(days_back(2, YESTERDAY - timedelta(days=3)))  # 11-07, 11-08 published
     result = pipeline.run_nightly()
     built = sorted(d.date for d in result.days if d.outcome == "published")
     assert built == [date(2026, 11, 9), date(2026, 11, 10), date(2026, 11, 11)]

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from deliveries import index, publish
 from deliveries.parquet import profile, thrift
 from deliveries.parquet.footer import FILE_CREATED_BY, MAGIC
-from deliveries.tiers import schema_for
+from deliveries.tiers import Tier, schema_for
 
 
 def tier_table(tier, day, rows):
@@ -85,6 +85,12 @@ def publish_day(tier, day, rows=10, hours_found=24):
         path = write_parquet(tier_table(tier, day, rows), Path(tmp) / "data.parquet")
         manifest = daily_manifest(tier, day, path, rows, hours_found=hours_found)
         return publish_daily(tier, day, path, manifest, input_fingerprint=f"synthetic-{rows}-{hours_found}")
+
+
+def publish_days(days, tiers=tuple(Tier.values)):
+    """Every tier's synthetic file for each of ``days``, listed as a night's build lists them (for
+    tests about what happens next, not about the build). Returns the DailyFiles."""
+    return [publish_day(tier, day) for day in days for tier in tiers]
 
 
 def dense_array(type_, count, rng):
