@@ -8,9 +8,10 @@ the tier 1 JSON API, each for 10 s at 32 keep-alive connections with a bounded, 
 generator (threads + http.client). Prints requests per second and p50/p99 latency.
 
 Targets (issue 5): a tier page at least half the bare view's throughput, p99 under 50 ms, and at
-most 3 SQL queries per page (counted in-process here, asserted in tests/test_views_page.py): a
-page served from the cache costs one (the tier's listing version); the first request of a worker
-after the listing changed renders it, with three more (live tokens, month bundle, days).
+most 3 SQL queries per page (counted in-process here, asserted in
+tests/deliveries/web/test_page.py): a page served from the cache costs one (the tier's listing
+version); the first request of a worker after the listing changed renders it, with three more (live
+tokens, month bundle, days).
 
     .venv/bin/python bench/pages.py [--seconds 10] [--connections 32] [--workers 2]
 """

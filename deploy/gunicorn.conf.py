@@ -1,7 +1,7 @@
 """Gunicorn for the Instrumetriq site, behind a TLS-terminating reverse proxy on the same machine.
 
-Used by deploy/systemd/instrumetriq-web.service and by tests/test_production.py (which overrides
-bind, workers and log files on the command line: the command line wins over this file).
+Used by deploy/systemd/instrumetriq-web.service and by tests/site/test_production.py (which
+overrides bind, workers and log files on the command line: the command line wins over this file).
 
 Tier tokens travel in query strings, so the access log format has no %(q)s (query), %(r)s (request
 line, query included), %(f)s (referrer: another page's token) and nothing about who asked (%(h)s,

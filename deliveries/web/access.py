@@ -97,7 +97,7 @@ def tier_token(view=None, *, refusals=HTML):
         request.tier, request.token, request.validation = tier, token, validation
         return view(request, *args, **kwargs)
 
-    checked.checks_tier_token = True  # what tests/test_web_access.py looks for on every tier URL
+    checked.checks_tier_token = True  # what tests/deliveries/web/test_access.py looks for on every tier URL
     return checked
 
 

@@ -1,7 +1,7 @@
 """The build lock in one process (each test runs on the leg's database: PostgreSQL or SQLite).
 
-The kill tests with real processes are in test_build_crash.py, the two-process race in
-test_build_lock_postgres.py.
+The kill tests with real processes are in test_locks_killed.py, the two-process race in
+test_locks_race.py.
 """
 
 import time

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -285,7 +286,7 @@ def test_s3_signed_url_is_presigned_for_the_configured_expiry(client, s3_storage
 
 
 def doc_script():
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = (Path(settings.BASE_DIR) / "README.md").read_text()
     start = text.index("```python\n", text.index("<!-- fetch-script")) + len("```python\n")
     return text[start : text.index("\n```", start)]
 

@@ -38,7 +38,7 @@ from tests.support.tokens import issue_current
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+DOCS = Path(settings.BASE_DIR) / "docs" / "api.md"
 DOC_URL = "https://SITE/downloads/tier3/mtd/2026-11.parquet?t=TOKEN"
 SYMBOLS = np.array(["BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "AVAX", "LINK"])
 ROWS_A_DAY = 12_000

@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(settings.BASE_DIR)
 REAL_KEY = "k" * 20 + "-production-secret-key-0123456789-abcdefghij"
 
 

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from django.conf import settings
 
 from deliveries.tiers import SCHEMAS, Tier, schema_for, schema_lines
 
 SPEC_DIR = Path(__file__).resolve().parent / "spec"  # the spec's schema files, vendored
-SHARED_SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "schemas"
+SHARED_SPEC = Path(settings.BASE_DIR).parent / "shared" / "spec" / "schemas"  # beside the checkout
 
 
 @pytest.mark.parametrize("tier", ["tier1", "tier2"])

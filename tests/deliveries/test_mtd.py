@@ -210,7 +210,7 @@ def bundle_row_groups(tier):
 
 
 def without_the_bundles_profile(monkeypatch):
-    """The bundle's profile reads the bundle once it is written (tests/test_profile.py); what the
+    """The bundle's profile reads the bundle once it is written (tests/deliveries/parquet/test_profile.py); what the
     tests using this prove is that no daily file is decoded to write it."""
     monkeypatch.setattr(profile, "profile_file", lambda source, ranges=None: {})
 

@@ -23,7 +23,7 @@ def test_a_run_killed_mid_build_shows_as_crashed_in_the_admin(live_server, conte
     nightly = pipeline.run_nightly()  # the next run takes the lock and finds the dead one
     assert nightly.outcome == Outcome.SUCCESS
 
-    # Signed in by session cookie: the login form in Chromium is test_operator_browser's journey.
+    # Signed in by session cookie: the login form in Chromium is tests/site/test_operator_browser.py's journey.
     client = Client()
     client.force_login(django_user_model.objects.get(username="ops"))
     cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from instrumetriq_site import cron
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(settings.BASE_DIR)
 
 
 class Exited(Exception):

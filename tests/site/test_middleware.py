@@ -1,6 +1,6 @@
 """Headers of every response: no-referrer wherever a URL carries (or may carry) a token, same-origin
 everywhere else so the admin's forms pass Django's CSRF origin check in real browsers, and one
-strict Content-Security-Policy on all of them. (tests/test_operator_browser.py proves it in Chromium.)"""
+strict Content-Security-Policy on all of them. (tests/site/test_operator_browser.py proves it in Chromium.)"""
 
 import re
 from pathlib import Path
@@ -14,7 +14,7 @@ from tests.support.tokens import issue_current
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(settings.BASE_DIR)
 STRICT = {
     "default-src": "'none'",
     "script-src": "'self'",

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import time_machine
+from django.conf import settings
 
 from deliveries import build, mtd, retention, sample
 from deliveries.models import DailyFile, MonthBundle
@@ -27,7 +28,7 @@ from deliveries.tiers import Tier, schema_for
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(settings.BASE_DIR)
 NOV = date(2026, 11, 1)
 DAYS = [date(2026, 11, 1), date(2026, 11, 2)]
 TODAY = datetime(2026, 11, 3, 0, 30, tzinfo=UTC)

@@ -119,7 +119,7 @@ def test_every_shell_block_is_run_by_a_test_or_marked_illustrative():
     assert len(found) > 40  # the parser sees the docs
     unmarked = [str(block) for block in found if is_shell(block) and not block.kind]
     assert unmarked == [], (
-        "run these in tests/test_docs.py (<!-- doc-test: NAME -->) or mark them <!-- illustrative: why -->"
+        "run these in tests/site/test_docs.py (<!-- doc-test: NAME -->) or mark them <!-- illustrative: why -->"
     )
     named = [block.name for block in found if block.kind == "doc-test"]
     assert len(named) == len(set(named)), "two blocks share a doc-test name"

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ENGINE = Path(__file__).resolve().parent.parent / "deliveries" / "parquet"
+import deliveries.parquet
+
+ENGINE = Path(deliveries.parquet.__file__).resolve().parent
 MODULES = sorted(path for path in ENGINE.glob("*.py"))
 
 
