@@ -29,6 +29,7 @@ from . import index, publish, storage
 from .models import DailyFile
 from .outcomes import Outcome
 from .parquet import archive, encoding, fastjson, profile, splice
+from .parquet.read_ahead import read_ahead
 from .parquet.shaping import Coercions, project, shape_tier3
 from .tiers import TIER_COLUMNS, Tier, schema_for
 
@@ -355,8 +356,11 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
     min_ts = max_ts = None
     conflicting = 0
     paths_taken = Counter()
+    hours = read_hours(day_files, reader=reader, max_line_bytes=max_line_bytes)
+    if pa.cpu_count() > 1:  # a backfill's worker gets one core: there, reading ahead would only compete
+        hours = read_ahead(hours)
     try:
-        for hour in read_hours(day_files, reader=reader, max_line_bytes=max_line_bytes):
+        for hour in hours:
             paths_taken[hour.batch is not None] += 1
             rows_by_hour[hour.hour] = hour.rows
             skipped_by_hour[hour.hour] = hour.skipped_total
@@ -384,6 +388,7 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
             if batches:
                 writers[tier].write_table(pa.Table.from_batches(batches, schema=schema_for(tier)))
     finally:
+        hours.close()  # a reader still running ahead stops before its next hour
         for writer in writers.values():
             writer.close()
     for tier in tiers:
