@@ -10,12 +10,14 @@ tiers of the day in one transaction, and then the tiers' index.
 import logging
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from instrumetriq_site import utc
 
 from . import index, publish, storage
 from .daily_file import Reader, write_day_files
@@ -61,10 +63,6 @@ class DayResult:
             "seconds": round(self.seconds, 3),
             "cause": self.cause,
         }
-
-
-def yesterday(now=None):
-    return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=1)
 
 
 def build_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, progress=None, now=None, reader=None):
@@ -127,8 +125,7 @@ def plan_day(day, *, tiers=None, force=False, dry_run=False, archive_root=None, 
     """A DayPlan, or the DayResult of a day that is not to be written (not over yet, not buildable,
     already published from the same input, a dry run)."""
     tiers = Tier.selected(tiers)
-    today = (now or timezone.now()).astimezone(UTC).date()
-    if day >= today:
+    if day >= utc.today(now):
         return DayResult(
             day, Outcome.FAILED, f"{day} is not over yet (UTC); only past days can be built", cause=Cause.INPUT
         )
