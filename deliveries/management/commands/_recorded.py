@@ -9,12 +9,14 @@ from contextlib import contextmanager
 from django.core.management.base import CommandError
 
 from deliveries import locks, storage
+from deliveries.outcomes import Outcome
 from deliveries.runs import recorded_run
 
 
 @contextmanager
 def recorded_command(command, arguments, *, dry_run, refused, stopped=None):
-    """``runs.recorded_run`` for the block (the RunRecorder), holding the build lock unless ``dry_run``.
+    """``runs.recorded_run`` for the block (the RunRecorder), holding the build lock unless ``dry_run``;
+    a dry run whose block set no outcome is recorded as ``dry_run``.
 
     Another run holds the lock: a CommandError ``"<refused>: <holder>; rerun it once that one has
     finished"`` with exit 75 (EX_TEMPFAIL, "try again later": nothing is broken). A StorageError:
@@ -24,6 +26,8 @@ def recorded_command(command, arguments, *, dry_run, refused, stopped=None):
     try:
         with recorded_run(command, arguments, lock=not dry_run) as recorder:
             yield recorder
+            if dry_run and recorder.run.outcome == Outcome.RUNNING:
+                recorder.finish(Outcome.DRY_RUN)
     except locks.BuildLocked as exc:
         raise CommandError(
             f"{refused}: {exc}; rerun it once that one has finished", returncode=locks.EXIT_LOCKED

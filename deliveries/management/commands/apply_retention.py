@@ -37,8 +37,6 @@ class Command(BaseCommand):
                 recorder.run.results.append(
                     {"tier": tier, "outcome": Outcome.DRY_RUN if dry_run else Outcome.SUCCESS, "message": line}
                 )
-            if dry_run:
-                recorder.finish(Outcome.DRY_RUN)
         summary = (
             f"retention keep {report.keep_days}: {verb(report)} {report.delisted_count} days, "
             f"protected {report.protected_count}"

@@ -57,8 +57,6 @@ class Command(BaseCommand):
             if any(r.outcome == Outcome.FAILED for r in results):
                 recorder.finish(Outcome.FAILED, error=summary)
                 raise CommandError(summary)
-            if dry_run:
-                recorder.finish(Outcome.DRY_RUN)
-            elif not any(r.outcome == Outcome.BUILT for r in results):
+            if not dry_run and not any(r.outcome == Outcome.BUILT for r in results):
                 recorder.finish(Outcome.NOTHING_TO_DO)
         self.stdout.write(summary if results else "nothing to build: no month has a published day before today")

@@ -34,8 +34,6 @@ class Command(BaseCommand):
             recorder.run.results.append(
                 {"outcome": Outcome.DRY_RUN if dry_run else Outcome.SUCCESS, "message": report.summary()}
             )
-            if dry_run:
-                recorder.finish(Outcome.DRY_RUN)
-            elif not report.objects:
+            if not dry_run and not report.objects:
                 recorder.finish(Outcome.NOTHING_TO_DO)
         self.stdout.write(report.summary())
