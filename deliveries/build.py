@@ -184,15 +184,6 @@ def publish_day(plan, written, started):
     try:
         for tier in tiers:
             publish.upload_daily(tier, day, written.paths[tier], manifests[tier], consume=True)
-    except storage.StorageError as exc:
-        return DayResult(
-            day,
-            Outcome.FAILED,
-            f"{exc}; nothing new is shown to subscribers",
-            hours_found=found,
-            cause=Cause.STORAGE,
-        )
-    try:
         with transaction.atomic():
             for tier in tiers:
                 publish.record_daily(tier, day, manifests[tier], input_fingerprint=fingerprint, built_at=built_at)
