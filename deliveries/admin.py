@@ -6,6 +6,8 @@ from django.db.models.functions import Cast, Coalesce, Substr
 from django.template.defaultfilters import filesizeformat, pluralize
 from django.utils.html import format_html, format_html_join
 
+from instrumetriq_site.admin import ReadOnlyAdmin, lines_html
+
 from .models import BuildRun, DailyFile, DownloadCount, MonthBundle
 from .outcomes import Outcome
 
@@ -59,16 +61,6 @@ def human_duration(value):
     return f"{hours} h {minutes:02d} min"
 
 
-def lines_html(lines):
-    """Readable lines for a detail page, one list item each (instead of the JSON they are stored as)."""
-    lines = list(lines)
-    if not lines:
-        return "none"
-    return format_html(
-        '<ul class="record-lines">{}</ul>', format_html_join("", "<li>{}</li>", ((line,) for line in lines))
-    )
-
-
 def step_lines(run):
     """ "daily: success in 4.2 s: 3 days" for each step of a run."""
     return [
@@ -98,23 +90,6 @@ def first_failure(run):
         if result.get("outcome") == Outcome.FAILED:
             return line
     return ""
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows are records written by the commands; editing or deleting them by hand would desync them
-    from storage and rewrite history, so the admin only shows them."""
-
-    class Media:
-        css = {"all": ["css/admin-delivery.css"]}
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ListedFilter(admin.SimpleListFilter):

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from . import storage, versions
@@ -38,9 +39,11 @@ class CollectionReport:
 
     def summary(self):
         verb = "would collect" if self.dry_run else "collected"
+        versions, orphans, waiting = len(self.versions), len(self.orphans), self.waiting
         line = (
-            f"{verb} {len(self.versions)} versions and {len(self.orphans)} orphans ({self.objects} objects); "
-            f"{self.waiting} delisted versions wait for SIGNED_URL_EXPIRY ({grace_seconds()} s)"
+            f"{verb} {versions} version{pluralize(versions)} and {orphans} orphan{pluralize(orphans)} "
+            f"({self.objects} object{pluralize(self.objects)}); {waiting} delisted version{pluralize(waiting)} "
+            f"{'waits' if waiting == 1 else 'wait'} for SIGNED_URL_EXPIRY ({grace_seconds()} s)"
         )
         if self.kept:
             line += f"; {len(self.kept)} left alone (listed or written again meanwhile)"

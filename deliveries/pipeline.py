@@ -17,11 +17,13 @@ import urllib.request
 from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
+
+from instrumetriq_site import utc
 
 from . import build, collect, index, locks, mtd, parallel, retention, storage
 from .models import BuildRun, DailyFile
@@ -69,7 +71,7 @@ def catch_up_days(now=None):
     Yesterday is always tried; an older day whose hour files changed later is rebuilt with
     ``build_daily --date`` (its new input is noticed, no ``--force`` needed).
     """
-    last = build.yesterday(now)
+    last = utc.yesterday(now)
     window_start = min(last.replace(day=1), last - timedelta(days=settings.DAILY_RETENTION_DAYS - 1))
     try:
         archived = [d for d in archive.available_days(settings.ARCHIVE_ROOT) if window_start <= d < last]
@@ -145,7 +147,7 @@ def _run_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say
 
 
 def _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now, say, lock, jobs=1):
-    last = build.yesterday(now)
+    last = utc.yesterday(now)
     with recorder.step("daily") as step, closing(_day_results(days, tiers, force, dry_run, now, jobs, say)) as done:
         for position, day_result in done:  # closing: workers stop even if this loop stops early
             day = day_result.date
@@ -172,9 +174,10 @@ def _publish_steps(recorder, result, days, tiers, force, dry_run, explicit, now,
             recorder.skip_step(name, "the daily build failed")
         return
 
-    months = sorted({d.replace(day=1) for d in days} | set(mtd.months_to_build(now.astimezone(UTC).date())))
+    today = utc.today(now)
+    months = sorted({d.replace(day=1) for d in days} | set(mtd.months_to_build(today)))
     with recorder.step("mtd") as step:
-        result.months = mtd.build_months(tiers=tiers, months=months, today=now.astimezone(UTC).date(), dry_run=dry_run)
+        result.months = mtd.build_months(tiers=tiers, months=months, today=today, dry_run=dry_run)
         failed = [m for m in result.months if m.outcome == Outcome.FAILED]
         step["detail"] = "; ".join(f"{m.tier} {m.month:%Y-%m}: {m.outcome}" for m in result.months)
         if failed:

@@ -106,18 +106,7 @@ def list_version(tier, kind, label, key, manifest_key, sha256, size_bytes, now):
     of the same file is delisted in the same transaction."""
     touch_listing(tier, now)
     _delist_others(tier, kind, label, key, now)
-    version, created = StoredVersion.objects.get_or_create(
-        key=key,
-        defaults={
-            "tier": tier,
-            "kind": kind,
-            "label": label,
-            "manifest_key": manifest_key,
-            "sha256": sha256,
-            "size_bytes": size_bytes,
-            "listed_at": now,
-        },
-    )
+    version, created = _ledger_row(tier, kind, label, key, manifest_key, sha256, size_bytes, listed_at=now)
     if not created:
         version.manifest_key, version.sha256, version.size_bytes = manifest_key, sha256, size_bytes
         version.listed_at, version.delisted_at, version.collected_at = now, None, None
@@ -129,7 +118,18 @@ def delist(tier, kind, label, key, manifest_key, sha256, size_bytes, now, *, lis
     """Mark a version delisted as of ``now`` (its grace starts). A version the ledger does not know
     yet (published before the ledger existed) gets its row here."""
     touch_listing(tier, now)
-    version, created = StoredVersion.objects.get_or_create(
+    version, created = _ledger_row(
+        tier, kind, label, key, manifest_key, sha256, size_bytes, listed_at=listed_at or now, delisted_at=now
+    )
+    if not created and version.delisted_at is None:
+        StoredVersion.objects.filter(pk=version.pk, delisted_at__isnull=True).update(delisted_at=now)
+    return version
+
+
+def _ledger_row(tier, kind, label, key, manifest_key, sha256, size_bytes, *, listed_at, delisted_at=None):
+    """(row, created): the ledger's row of the version at ``key``, made from these values when
+    the ledger does not know it yet (an existing row is returned as it is)."""
+    return StoredVersion.objects.get_or_create(
         key=key,
         defaults={
             "tier": tier,
@@ -138,13 +138,10 @@ def delist(tier, kind, label, key, manifest_key, sha256, size_bytes, now, *, lis
             "manifest_key": manifest_key,
             "sha256": sha256,
             "size_bytes": size_bytes,
-            "listed_at": listed_at or now,
-            "delisted_at": now,
+            "listed_at": listed_at,
+            "delisted_at": delisted_at,
         },
     )
-    if not created and version.delisted_at is None:
-        StoredVersion.objects.filter(pk=version.pk, delisted_at__isnull=True).update(delisted_at=now)
-    return version
 
 
 def _delist_others(tier, kind, label, key, now):
@@ -153,31 +150,17 @@ def _delist_others(tier, kind, label, key, now):
 
 def delist_daily(daily, now):
     """A DailyFile row's version, delisted (retention, or replaced by a new version)."""
-    return delist(
-        daily.tier,
-        DAILY,
-        daily.date.isoformat(),
-        daily.key,
-        daily.manifest_key,
-        daily.sha256,
-        daily.size_bytes,
-        now,
-        listed_at=daily.published_at,
-    )
+    return _delist_row(daily, DAILY, daily.date.isoformat(), daily.published_at, now)
 
 
 def delist_bundle(bundle, now):
     """A MonthBundle row's version, delisted (replaced by a new version, or its month closed)."""
+    return _delist_row(bundle, MTD, bundle.month_label, bundle.built_at, now)
+
+
+def _delist_row(row, kind, label, listed_at, now):
     return delist(
-        bundle.tier,
-        MTD,
-        bundle.month_label,
-        bundle.key,
-        bundle.manifest_key,
-        bundle.sha256,
-        bundle.size_bytes,
-        now,
-        listed_at=bundle.built_at,
+        row.tier, kind, label, row.key, row.manifest_key, row.sha256, row.size_bytes, now, listed_at=listed_at
     )
 
 
@@ -201,41 +184,20 @@ def adopt_unledgered(now):
         ledger_lock()
         for daily in DailyFile.objects.exclude(key__in=known):
             if daily.deleted_at is None:
-                _adopt_listed(daily.tier, DAILY, daily.date.isoformat(), daily, daily.published_at)
+                _adopt_listed(daily, DAILY, daily.date.isoformat(), daily.published_at)
             else:
-                delist(
-                    daily.tier,
-                    DAILY,
-                    daily.date.isoformat(),
-                    daily.key,
-                    daily.manifest_key,
-                    daily.sha256,
-                    daily.size_bytes,
-                    daily.deleted_at,
-                    listed_at=daily.published_at,
-                )
+                delist_daily(daily, daily.deleted_at)
             added += 1
         for bundle in MonthBundle.objects.exclude(key__in=known):
             if is_closed_month(bundle.tier, bundle.month):
                 delist_bundle(bundle, now)
             else:
-                _adopt_listed(bundle.tier, MTD, bundle.month_label, bundle, bundle.built_at)
+                _adopt_listed(bundle, MTD, bundle.month_label, bundle.built_at)
             added += 1
     return added
 
 
-def _adopt_listed(tier, kind, label, row, listed_at):
-    if StoredVersion.objects.listed().filter(tier=tier, kind=kind, label=label).exists():
+def _adopt_listed(row, kind, label, listed_at):
+    if StoredVersion.objects.listed().filter(tier=row.tier, kind=kind, label=label).exists():
         return  # the ledger already lists another version of it: that one wins
-    StoredVersion.objects.get_or_create(
-        key=row.key,
-        defaults={
-            "tier": tier,
-            "kind": kind,
-            "label": label,
-            "manifest_key": row.manifest_key,
-            "sha256": row.sha256,
-            "size_bytes": row.size_bytes,
-            "listed_at": listed_at,
-        },
-    )
+    _ledger_row(row.tier, kind, label, row.key, row.manifest_key, row.sha256, row.size_bytes, listed_at=listed_at)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
 CRON_DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -25,6 +26,16 @@ def iso_z(moment):
     """``2026-11-10T06:00:00Z`` (whole seconds, UTC), or None for None: the API, the index, the
     manifests and /healthz write every moment this way."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def today(now=None):
+    """The UTC date of ``now`` (default: the current time)."""
+    return (now or timezone.now()).astimezone(UTC).date()
+
+
+def yesterday(now=None):
+    """The newest UTC day that is over: the one a nightly build publishes."""
+    return today(now) - DAY
 
 
 def cron_line(at, weekday="*"):

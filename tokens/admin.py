@@ -15,8 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from deliveries.admin import lines_html
 from deliveries.tiers import Tier
+from instrumetriq_site.admin import ReadOnlyAdmin, lines_html
 
 from . import links, rotation
 from .models import Actor, Mode, RotationEvent, TierToken
@@ -31,22 +31,6 @@ CONFIRM_LABELS = {
 }
 ROTATE_PERMISSION = "tokens.rotate_tiertoken"
 LINKS_PERMISSION = "tokens.view_patreon_links"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History is written by rotations only: nobody adds, edits or deletes it by hand."""
-
-    class Media:
-        css = {"all": ["css/admin-delivery.css"]}
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(TierToken)

@@ -18,6 +18,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from instrumetriq_site import utc
+
 from .. import storage
 from ..parquet import archive
 from .report import WARNING, fail, ok, scrub, short
@@ -188,8 +190,8 @@ def check_archive(now=None):
             *results,
             fail("archive.recent", f"no day folders (YYYYMMDD) in {root}: is this the collector's archive?"),
         ]
-    today = now.astimezone(UTC).date()
-    yesterday = today - timedelta(days=1)
+    today = utc.today(now)
+    yesterday = utc.yesterday(now)
     newest = days[-1]
     if newest < yesterday:
         return [

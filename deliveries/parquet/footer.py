@@ -35,6 +35,17 @@ class SpliceError(Exception):
     not read back as written (``readback``)."""
 
 
+def chunk_meta(chunk):
+    """A column chunk's ColumnMetaData, refusing a chunk that is stored in another file or encrypted:
+    its bytes cannot be copied from this one."""
+    if CHUNK_FILE_PATH in chunk or CHUNK_CRYPTO in chunk or CHUNK_ENCRYPTED_META in chunk:
+        raise SpliceError("column chunk stored in another file or encrypted")
+    meta = chunk.value(CHUNK_META)
+    if meta is None:
+        raise SpliceError("column chunk without metadata")
+    return meta
+
+
 def read_footer(fh):
     """The FileMetaData Struct of an open Arrow file (``read_at``/``size``); its row groups are
     parsed when asked for (``thrift.LazyStructs``)."""

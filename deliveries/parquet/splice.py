@@ -13,7 +13,7 @@ Two ways to move a column chunk:
   share the codec.
 Fields (top-level columns) whose chunks cannot be concatenated are decoded and encoded again by
 pyarrow, for a group of row groups at a time; their new chunks are then copied whole. Groups are
-chosen so that this never holds more than ``SIDE_BYTES`` of decoded data.
+chosen (``splice_plan``) so that this never holds more than ``SIDE_BYTES`` of decoded data.
 
 The footer is written with ``thrift``; everything else about the file (schema, Arrow schema,
 column orders, writer version) comes from an empty file pyarrow wrote with the same schema. So a
@@ -31,7 +31,6 @@ import hashlib
 import io
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,15 +38,11 @@ import pyarrow.parquet as pq
 
 from . import thrift
 from .footer import (
-    CHUNK_CRYPTO,
-    CHUNK_ENCRYPTED_META,
     CHUNK_FILE_OFFSET,
-    CHUNK_FILE_PATH,
     CHUNK_META,
     FILE_NUM_ROWS,
     FILE_ROW_GROUPS,
     MAGIC,
-    META_BLOOM_OFFSET,
     META_CODEC,
     META_COMPRESSED,
     META_DATA_PAGE,
@@ -68,15 +63,16 @@ from .footer import (
     RG_TOTAL_COMPRESSED,
     Source,
     SpliceError,
+    chunk_meta,
 )
 from .readback import check_reads_back
+from .splice_plan import plan_runs
 from .thrift import I32, I64, LIST, STRUCT, Struct
 
 RUN_BYTES = 256 * 1024 * 1024  # decoded bytes of source row groups merged into one row group
 SIDE_BYTES = 32 * 1024 * 1024  # decoded bytes of fields encoded again at a time
 COPY_BLOCK = 8 * 1024 * 1024
 ENCODE_BYTES = 32 * 1024 * 1024  # decoded bytes a row group of rows that must be encoded (``encode``)
-DICTIONARY_ENCODINGS = {2, 8}  # PLAIN_DICTIONARY, RLE_DICTIONARY
 # Metadata kept when a chunk is copied whole: everything but what points outside the chunk (page
 # indexes, bloom filters, which are not copied) and the offsets, which are moved.
 KEPT_WHOLE = {
@@ -95,87 +91,12 @@ KEPT_WHOLE = {
 }
 
 
-def _meta(chunk):
-    if CHUNK_FILE_PATH in chunk or CHUNK_CRYPTO in chunk or CHUNK_ENCRYPTED_META in chunk:
-        raise SpliceError("column chunk stored in another file or encrypted")
-    meta = chunk.value(CHUNK_META)
-    if meta is None:
-        raise SpliceError("column chunk without metadata")
-    return meta
-
-
-def _has_dictionary(meta):
-    return meta.value(META_DICTIONARY_PAGE, 0) > 0 or bool(DICTIONARY_ENCODINGS & set(meta.value(META_ENCODINGS)[1]))
-
-
 def _extent(meta):
     """(first byte, length) of a chunk's pages in its file."""
     starts = [meta.value(META_DATA_PAGE)]
     if meta.value(META_DICTIONARY_PAGE, 0) > 0:
         starts.append(meta.value(META_DICTIONARY_PAGE))
     return min(starts), meta.value(META_COMPRESSED)
-
-
-def _concatenable(meta):
-    return not _has_dictionary(meta) and META_STATISTICS not in meta and META_BLOOM_OFFSET not in meta
-
-
-@dataclass
-class _GroupFacts:
-    """Per field of one source row group: may its chunks be copied (they use the layout's codec),
-    may they be concatenated, with what signature (codec and type of each leaf), and how many
-    bytes it decodes to."""
-
-    copyable: list
-    concatenable: list
-    signature: list
-    size: list
-    total: int
-
-
-def _facts(row_group, layout):
-    metas = [_meta(chunk) for chunk in row_group.value(RG_COLUMNS)[1]]
-    if len(metas) != len(layout.leaf_paths):
-        raise SpliceError("row group has a different number of columns than the schema")
-    copyable, concatenable, signature, size = [], [], [], []
-    for _, leaves in layout.fields:
-        field = [metas[i] for i in leaves]
-        copyable.append(all(meta.value(META_CODEC) == layout.codec for meta in field))
-        concatenable.append(copyable[-1] and all(_concatenable(meta) for meta in field))
-        signature.append(tuple((meta.value(META_CODEC), meta.value(META_TYPE)) for meta in field))
-        size.append(sum(meta.value(META_UNCOMPRESSED) for meta in field))
-    return _GroupFacts(copyable, concatenable, signature, size, row_group.value(RG_TOTAL_BYTE_SIZE, 0))
-
-
-def plan_runs(source, groups, layout, *, run_bytes=None, side_bytes=None):
-    """Consecutive source row groups, a run per output row group: yields (groups, fields to encode
-    again by index, the groups' parsed metadata). A run stays within ``run_bytes`` decoded and its
-    fields encoded again within ``side_bytes``; a single row group is copied whole, but for chunks
-    compressed with another codec than the layout's (the contract names one). Only the current
-    run's metadata is held, whatever the size of the footer."""
-    run_bytes = RUN_BYTES if run_bytes is None else run_bytes
-    side_bytes = SIDE_BYTES if side_bytes is None else side_bytes
-    run, parsed, first, side, side_size, total = [], [], None, set(), [], 0
-    for group in groups:
-        row_group = source.row_groups[group]
-        fact = _facts(row_group, layout)
-        if run:
-            new_side = side | {
-                f
-                for f in range(len(layout.fields))
-                if not (fact.concatenable[f] and first.concatenable[f] and fact.signature[f] == first.signature[f])
-            }
-            sizes = [a + b for a, b in zip(side_size, fact.size, strict=True)]
-            if total + fact.total <= run_bytes and sum(sizes[f] for f in new_side) <= side_bytes:
-                run.append(group)
-                parsed.append(row_group)
-                side, side_size, total = new_side, sizes, total + fact.total
-                continue
-            yield run, side, parsed
-        side = {f for f, copyable in enumerate(fact.copyable) if not copyable}
-        run, parsed, first, side_size, total = [group], [row_group], fact, list(fact.size), fact.total
-    if run:
-        yield run, side, parsed
 
 
 def _merged_encoding_stats(metas):
@@ -254,7 +175,7 @@ class Writer:
             start += len(block)
 
     def _copy_whole(self, source, chunk):
-        meta = _meta(chunk)
+        meta = chunk_meta(chunk)
         start, length = _extent(meta)
         new_start = self.position
         self._copy(source, start, length)
@@ -265,7 +186,7 @@ class Writer:
         return moved
 
     def _concatenate(self, source, chunks):
-        metas = [_meta(chunk) for chunk in chunks]
+        metas = [chunk_meta(chunk) for chunk in chunks]
         new_start = self.position
         for meta in metas:
             self._copy(source, *_extent(meta))
@@ -316,7 +237,7 @@ class Writer:
         encoded = self._encode_again(source, groups, side) if side else None
         encoded_leaves = {}
         if encoded is not None:
-            paths = [tuple(_meta(chunk).value(META_PATH)[1]) for chunk in encoded.chunks(0)]
+            paths = [tuple(chunk_meta(chunk).value(META_PATH)[1]) for chunk in encoded.chunks(0)]
             encoded_leaves = dict(
                 zip((tuple(p.decode() for p in path) for path in paths), encoded.chunks(0), strict=True)
             )
@@ -354,7 +275,7 @@ class Writer:
         if refusal:
             raise SpliceError(refusal)
         groups = range(source.num_row_groups) if groups is None else groups
-        for run, side, row_groups in plan_runs(source, groups, self.layout):
+        for run, side, row_groups in plan_runs(source, groups, self.layout, run_bytes=RUN_BYTES, side_bytes=SIDE_BYTES):
             self.add_run(source, run, side, row_groups)
 
     def encode(self, tables):

@@ -13,6 +13,7 @@ from django.conf import settings
 from deliveries import build, sample, storage
 from deliveries.models import DailyFile, StoredVersion
 from deliveries.outcomes import Outcome
+from deliveries.parquet import splice
 from deliveries.tiers import SCHEMAS, Tier
 from tests.support.factories import daily_keys
 
@@ -83,7 +84,7 @@ def test_each_daily_file_is_one_row_group_with_the_price_samples_plain(local_sto
 
 def test_a_failed_merge_of_the_hours_still_publishes_the_day_with_its_hour_row_groups(local_storage, monkeypatch):
     write()
-    monkeypatch.setattr(build.splice, "compact", mock.Mock(side_effect=build.splice.SpliceError("surprise")))
+    monkeypatch.setattr(splice, "compact", mock.Mock(side_effect=splice.SpliceError("surprise")))
     result = build.build_day(DAY)
     assert result.outcome == Outcome.PUBLISHED, result.message
     tier3 = pq.ParquetFile(local_storage / daily_keys("tier3", DAY)[0])

@@ -40,6 +40,13 @@ def collect_at(moment, **kwargs):
         return collect.collect_garbage(**kwargs)
 
 
+def test_the_summary_says_one_of_each_in_the_singular():
+    report = collect.CollectionReport(dry_run=False, cutoff=T0, orphans=["tier1/x.parquet"], waiting=1)
+    assert report.summary() == (
+        "collected 0 versions and 1 orphan (1 object); 1 delisted version waits for SIGNED_URL_EXPIRY (590400 s)"
+    )
+
+
 def set_written(path, moment):
     os.utime(path, (moment.timestamp(), moment.timestamp()))
 
@@ -62,7 +69,7 @@ def test_a_delisted_version_stays_for_signed_url_expiry_after_its_delisting_then
     report = collect_at(delisted + GRACE)
     assert [version.key for version in report.versions] == [old.key]
     assert report.summary() == (
-        "collected 1 versions and 0 orphans (2 objects); 0 delisted versions wait for SIGNED_URL_EXPIRY (590400 s)"
+        "collected 1 version and 0 orphans (2 objects); 0 delisted versions wait for SIGNED_URL_EXPIRY (590400 s)"
     )
     assert not storage.exists(old.key) and not storage.exists(old.manifest_key)
     assert not (local_storage / old.key).parent.exists(), "its empty folder goes too"

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import pytest
 
-from instrumetriq_site.utc import Daily, cron_line, expected_newest_day, iso_z, next_build, parse_hhmm
+from instrumetriq_site.utc import Daily, cron_line, expected_newest_day, iso_z, next_build, parse_hhmm, today, yesterday
 
 
 @pytest.mark.parametrize("value", ["24:00", "12:60", "noon", "12", "12:30:00", "", "-1:00"])
@@ -22,6 +22,12 @@ def test_iso_z_writes_utc_whole_seconds_with_a_z():
     paris = timezone(timedelta(hours=1))
     assert iso_z(datetime(2026, 11, 10, 7, 0, 5, 999999, tzinfo=paris)) == "2026-11-10T06:00:05Z"
     assert iso_z(None) is None
+
+
+def test_today_and_yesterday_are_utc_dates_whatever_the_moment_s_offset():
+    tokyo = timezone(timedelta(hours=9))
+    assert today(datetime(2026, 11, 10, 8, 0, tzinfo=tokyo)) == date(2026, 11, 9)
+    assert yesterday(datetime(2026, 11, 10, 8, 0, tzinfo=tokyo)) == date(2026, 11, 8)
 
 
 def test_cron_line_takes_a_time_or_hhmm():

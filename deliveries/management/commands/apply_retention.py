@@ -2,10 +2,11 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from deliveries import locks, retention, storage
+from deliveries import retention
 from deliveries.outcomes import Outcome
-from deliveries.runs import recorded_run
 from deliveries.tiers import Tier
+
+from ._recorded import recorded_command
 
 
 class Command(BaseCommand):
@@ -23,22 +24,19 @@ class Command(BaseCommand):
         if keep_days is not None and keep_days < 1:
             raise CommandError("--keep-days must be at least 1")
         arguments = {"keep_days": keep_days, "tiers": tiers, "dry_run": dry_run}
-        try:
-            with recorded_run("apply_retention", arguments, lock=not dry_run) as recorder:
-                report = retention.apply_retention(keep_days=keep_days, dry_run=dry_run, tiers=tiers)
-                for tier, line in self.tier_lines(report):
-                    self.stdout.write(line)
-                    recorder.run.results.append(
-                        {"tier": tier, "outcome": Outcome.DRY_RUN if dry_run else Outcome.SUCCESS, "message": line}
-                    )
-                if dry_run:
-                    recorder.finish(Outcome.DRY_RUN)
-        except locks.BuildLocked as exc:
-            raise CommandError(
-                f"retention not applied: {exc}; rerun it once that one has finished", returncode=locks.EXIT_LOCKED
-            ) from None
-        except storage.StorageError as exc:
-            raise CommandError(f"retention stopped (a rerun completes it): {exc}") from None
+        with recorded_command(
+            "apply_retention",
+            arguments,
+            dry_run=dry_run,
+            refused="retention not applied",
+            stopped="retention stopped",
+        ) as recorder:
+            report = retention.apply_retention(keep_days=keep_days, dry_run=dry_run, tiers=tiers)
+            for tier, line in self.tier_lines(report):
+                self.stdout.write(line)
+                recorder.run.results.append(
+                    {"tier": tier, "outcome": Outcome.DRY_RUN if dry_run else Outcome.SUCCESS, "message": line}
+                )
         summary = (
             f"retention keep {report.keep_days}: {verb(report)} {report.delisted_count} days, "
             f"protected {report.protected_count}"

@@ -12,9 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from deliveries import locks, parallel, pipeline
-from deliveries.build import parse_day, yesterday
+from deliveries.build import parse_day
 from deliveries.tiers import Tier
 from instrumetriq_site.logging import utc_stamp
+from instrumetriq_site.utc import yesterday
 
 MAX_RANGE_DAYS = 400
 

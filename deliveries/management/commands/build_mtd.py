@@ -3,10 +3,11 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import pluralize
 
-from deliveries import locks, mtd
+from deliveries import mtd
 from deliveries.outcomes import Outcome
-from deliveries.runs import recorded_run
 from deliveries.tiers import Tier
+
+from ._recorded import recorded_command
 
 LABELS = {
     Outcome.BUILT: "built",
@@ -40,29 +41,22 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         arguments = {"tiers": tiers, "months": [f"{m:%Y-%m}" for m in months], "dry_run": dry_run, "force": force}
-        try:
-            with recorded_run("build_mtd", arguments, lock=not dry_run) as recorder:
-                results = mtd.build_months(tiers, months or None, dry_run=dry_run, force=force)
-                for result in results:
-                    recorder.run.results.append(
-                        {
-                            "month": result.month_label,
-                            "tier": result.tier,
-                            "outcome": result.outcome,
-                            "message": result.message,
-                        }
-                    )
-                    self.stdout.write(f"{result.tier} {result.month_label}: {result.outcome}: {result.message}")
-                summary = summarise(results)
-                if any(r.outcome == Outcome.FAILED for r in results):
-                    recorder.finish(Outcome.FAILED, error=summary)
-                    raise CommandError(summary)
-                if dry_run:
-                    recorder.finish(Outcome.DRY_RUN)
-                elif not any(r.outcome == Outcome.BUILT for r in results):
-                    recorder.finish(Outcome.NOTHING_TO_DO)
-        except locks.BuildLocked as exc:
-            raise CommandError(
-                f"not built: {exc}; rerun it once that one has finished", returncode=locks.EXIT_LOCKED
-            ) from None
+        with recorded_command("build_mtd", arguments, dry_run=dry_run, refused="not built") as recorder:
+            results = mtd.build_months(tiers, months or None, dry_run=dry_run, force=force)
+            for result in results:
+                recorder.run.results.append(
+                    {
+                        "month": result.month_label,
+                        "tier": result.tier,
+                        "outcome": result.outcome,
+                        "message": result.message,
+                    }
+                )
+                self.stdout.write(f"{result.tier} {result.month_label}: {result.outcome}: {result.message}")
+            summary = summarise(results)
+            if any(r.outcome == Outcome.FAILED for r in results):
+                recorder.finish(Outcome.FAILED, error=summary)
+                raise CommandError(summary)
+            if not dry_run and not any(r.outcome == Outcome.BUILT for r in results):
+                recorder.finish(Outcome.NOTHING_TO_DO)
         self.stdout.write(summary if results else "nothing to build: no month has a published day before today")

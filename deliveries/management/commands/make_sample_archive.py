@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from deliveries import sample
 
@@ -86,9 +87,8 @@ class Command(BaseCommand):
         notes = [f"{sum(stats.is_partial for stats in results)} partial"]
         if options["flaws"] or options["archive_flaws"]:
             notes.append(f"flaws on {dates[-1]}")
-        plural = "" if len(results) == 1 else "s"
         self.stdout.write(
-            f"Wrote {len(results)} day{plural} ({', '.join(notes)}) to {root}: {files} hour files, "
+            f"Wrote {len(results)} day{pluralize(len(results))} ({', '.join(notes)}) to {root}: {files} hour files, "
             f"{rows} entries, {size / 1e6:.1f} MB gzipped, in {seconds:.1f} s (seed {options['seed']})."
         )
 

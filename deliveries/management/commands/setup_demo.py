@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from deliveries import pipeline, sample
-from deliveries.build import yesterday
+from instrumetriq_site.utc import yesterday
 
 DEMO_ADMIN = ("admin", "admin")  # development only: refused when DEBUG is off
 

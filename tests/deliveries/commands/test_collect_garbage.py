@@ -37,7 +37,7 @@ def run(*args, at=LATER):
 
 def test_collects_what_is_due_and_says_so_in_one_line(superseded, settings):
     assert run() == [
-        "collected 1 versions and 0 orphans (2 objects); 0 delisted versions wait for SIGNED_URL_EXPIRY "
+        "collected 1 version and 0 orphans (2 objects); 0 delisted versions wait for SIGNED_URL_EXPIRY "
         f"({settings.SIGNED_URL_EXPIRY} s)"
     ]
     assert not storage.exists(superseded.key)
@@ -47,12 +47,14 @@ def test_collects_what_is_due_and_says_so_in_one_line(superseded, settings):
 
 
 def test_a_version_within_its_grace_waits(superseded, settings):
-    assert run(at=T0 + timedelta(hours=1))[0].startswith("collected 0 versions and 0 orphans (0 objects); 1 delisted")
+    assert run(at=T0 + timedelta(hours=1))[0].startswith(
+        "collected 0 versions and 0 orphans (0 objects); 1 delisted version waits"
+    )
     assert storage.exists(superseded.key)
 
 
 def test_dry_run_deletes_nothing(superseded):
-    assert run("--dry-run")[0].startswith("would collect 1 versions and 0 orphans (2 objects);")
+    assert run("--dry-run")[0].startswith("would collect 1 version and 0 orphans (2 objects);")
     assert run("--dry-run")[0].endswith("(dry run: nothing deleted)")
     assert storage.exists(superseded.key)
     assert StoredVersion.objects.get(key=superseded.key).collected_at is None
@@ -74,7 +76,7 @@ def test_a_storage_failure_is_a_command_error_and_a_rerun_completes(superseded):
     ):
         run()
     assert BuildRun.objects.get().outcome == Outcome.FAILED
-    assert run()[0].startswith("collected 1 versions")
+    assert run()[0].startswith("collected 1 version and")
 
 
 def test_a_held_lock_collects_nothing_and_exits_75(superseded):

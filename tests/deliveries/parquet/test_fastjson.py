@@ -18,7 +18,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from deliveries import build, sample
+from deliveries import build, daily_file, sample
 from deliveries.models import DailyFile
 from deliveries.outcomes import Outcome
 from deliveries.parquet import archive, fastjson
@@ -42,7 +42,8 @@ def build_both(tmp_path, day=DAY):
         out.mkdir()
         written = build.write_day_files(day_files, TIERS, out, reader=reader)
         hours = {
-            hour.hour: FAST if hour.batch is not None else STRICT for hour in build.read_hours(day_files, reader=reader)
+            hour.hour: FAST if hour.batch is not None else STRICT
+            for hour in daily_file.read_hours(day_files, reader=reader)
         }
         results[reader] = written, hours
         files[reader] = {tier: written.paths[tier].read_bytes() for tier in TIERS}

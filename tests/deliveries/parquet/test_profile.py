@@ -15,7 +15,7 @@ import time_machine
 
 from deliveries import build, mtd, sample, storage
 from deliveries.models import DailyFile, MonthBundle
-from deliveries.parquet import encoding, profile
+from deliveries.parquet import encoding, leaf_profile, profile
 from deliveries.parquet import preview as previews
 from deliveries.tiers import Tier, schema_for
 from tests.support.factories import dense_table, publish_day
@@ -350,11 +350,11 @@ def test_preview_spells_out_numbers_json_cannot_hold():
 
 
 def test_dates_are_not_timestamps_but_ts_utc_and_at_names_are():
-    assert profile.is_timestamp("snapshot_ts") and profile.is_timestamp("spot_prices[].ts")
-    assert profile.is_timestamp("twitter_sentiment_meta.captured_at_utc")
-    assert profile.is_timestamp("twitter_sentiment_windows.last_cycle.sentiment_activity.latest_tweet_at")
-    assert not profile.is_timestamp("twitter_sentiment_meta.bucket_meta.date")
-    assert not profile.is_timestamp("symbol")
+    assert leaf_profile.is_timestamp("snapshot_ts") and leaf_profile.is_timestamp("spot_prices[].ts")
+    assert leaf_profile.is_timestamp("twitter_sentiment_meta.captured_at_utc")
+    assert leaf_profile.is_timestamp("twitter_sentiment_windows.last_cycle.sentiment_activity.latest_tweet_at")
+    assert not leaf_profile.is_timestamp("twitter_sentiment_meta.bucket_meta.date")
+    assert not leaf_profile.is_timestamp("symbol")
 
 
 # --- In every manifest ---------------------------------------------------------------------------

@@ -225,7 +225,7 @@ def test_a_value_count_arrows_footer_parser_accepts_is_caught_by_decoding_before
 
     def counts_the_last_hour_out(self, source, chunks):
         merged = real_concatenate(self, source, chunks)
-        last = splice._meta(chunks[-1]).value(splice.META_NUM_VALUES)
+        last = splice.chunk_meta(chunks[-1]).value(splice.META_NUM_VALUES)
         merged.set(splice.META_NUM_VALUES, splice.I64, merged.value(splice.META_NUM_VALUES) - last)
         return merged
 
