@@ -15,6 +15,7 @@ from deliveries.models import DailyFile, StoredVersion
 from deliveries.outcomes import Outcome
 from deliveries.parquet import splice
 from deliveries.tiers import SCHEMAS, Tier
+from tests.support.clock import frozen_clock_at
 from tests.support.factories import daily_keys
 
 pytestmark = pytest.mark.django_db
@@ -23,10 +24,7 @@ DAY = date(2026, 11, 20)
 NOW = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_clock = frozen_clock_at(NOW)
 
 
 def write(day=DAY, **kwargs):

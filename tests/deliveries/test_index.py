@@ -4,10 +4,10 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
-import time_machine
 
 from deliveries import index, mtd, retention, storage
 from deliveries.models import MonthBundle
+from tests.support.clock import frozen_clock_at
 from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 12, 1, 5, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_clock = frozen_clock_at(NOW)
 
 
 def publish_month_of_days(tier, first_day, last_day):

@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import time_machine
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from deliveries import build, locks, parallel, pipeline, sample, storage
 from deliveries.models import BuildRun, DailyFile
 from deliveries.outcomes import Outcome
+from tests.support.clock import frozen_clock_at
 
 pytestmark = pytest.mark.django_db
 
@@ -23,10 +23,7 @@ NOW = datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
 DAYS = [date(2026, 11, 18) + timedelta(days=n) for n in range(4)]
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_clock = frozen_clock_at(NOW)
 
 
 def write(*days):

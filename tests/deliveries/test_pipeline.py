@@ -5,13 +5,13 @@ from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 
 import pytest
-import time_machine
 from django.conf import settings
 
 from deliveries import locks, pipeline, sample, storage
 from deliveries.models import BuildRun, DailyFile, MonthBundle
 from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
+from tests.support.clock import frozen_clock_at
 from tests.support.databases import lose_the_lock
 from tests.support.factories import publish_days
 
@@ -21,10 +21,7 @@ NOW = datetime(2026, 11, 12, 0, 30, tzinfo=UTC)  # the nightly run for 2026-11-1
 YESTERDAY = date(2026, 11, 11)
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
+frozen_clock = frozen_clock_at(NOW)
 
 
 def write_days(*days, **kwargs):

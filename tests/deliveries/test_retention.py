@@ -9,6 +9,7 @@ import time_machine
 
 from deliveries import index, mtd, publish, retention, storage
 from deliveries.models import DailyFile, StoredVersion
+from tests.support.clock import frozen_clock_at
 from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
@@ -16,10 +17,7 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_clock = frozen_clock_at(NOW)
 
 
 def days_between(first, last):

@@ -5,22 +5,19 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
-import time_machine
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from deliveries import locks, sample, storage
 from deliveries.models import BuildRun, DailyFile
+from tests.support.clock import frozen_clock_at
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_clock = frozen_clock_at(NOW)
 
 
 def build_daily(*args):

@@ -4,12 +4,12 @@ import io
 from datetime import UTC, date, datetime
 
 import pytest
-import time_machine
 from django.core.management import CommandError, call_command
 
 from deliveries import locks, storage
 from deliveries.models import BuildRun, DailyFile, MonthBundle
 from deliveries.outcomes import Outcome
+from tests.support.clock import frozen_clock_at
 from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
@@ -17,10 +17,7 @@ pytestmark = pytest.mark.django_db
 NOV = date(2026, 11, 1)
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(datetime(2026, 11, 6, 0, 40, tzinfo=UTC), tick=False):
-        yield
+frozen_clock = frozen_clock_at(datetime(2026, 11, 6, 0, 40, tzinfo=UTC))
 
 
 def run(*args):

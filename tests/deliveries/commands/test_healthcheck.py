@@ -4,22 +4,19 @@ import io
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-import time_machine
 from django.core.management import CommandError, call_command
 
 from deliveries import mtd, storage
 from deliveries.models import BuildRun, DailyFile
 from deliveries.outcomes import Outcome
 from deliveries.tiers import Tier
+from tests.support.clock import frozen_clock_at
 from tests.support.factories import publish_day
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(datetime(2026, 11, 20, 6, 0, tzinfo=UTC), tick=False):
-        yield
+frozen_clock = frozen_clock_at(datetime(2026, 11, 20, 6, 0, tzinfo=UTC))
 
 
 @pytest.fixture
