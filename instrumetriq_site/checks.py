@@ -56,6 +56,14 @@ def check_delivery_settings(app_configs, **kwargs):
         messages.append(
             Error("SIGNED_URL_EXPIRY must be between 1 second and 7 days (the S3/R2 limit).", id="instrumetriq.E006")
         )
+    if not 0 <= settings.SIGNED_URL_REUSE <= min(3600, settings.SIGNED_URL_EXPIRY // 2):
+        messages.append(
+            Error(
+                "SIGNED_URL_REUSE must be between 0 (sign each request) and 3600 seconds, and at most half of "
+                "SIGNED_URL_EXPIRY: a script is handed signed URLs that old.",
+                id="instrumetriq.E011",
+            )
+        )
     if settings.MAX_LINE_BYTES < 1024 * 1024:
         messages.append(
             Error(

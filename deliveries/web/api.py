@@ -1,9 +1,23 @@
 """The JSON API for scripts: a tier's files with their token-checked links and signed URLs.
-Errors are JSON too (``@tier_token(refusals=JSON)``), never an HTML page or a traceback."""
+Errors are JSON too (``@tier_token(refusals=JSON)``), never an HTML page or a traceback.
 
+Signing nine URLs and reversing eighteen links is most of a request's cost, so each worker keeps
+the body in Django's cache for ``SIGNED_URL_REUSE`` seconds, keyed by the tier's listing version
+(renewed by every publish, delisting and rotation) and the time window. The cached body holds
+marks, never a token: the request's token and its own moments (``generated_at``,
+``next_update_at``, ``token_expires_at``) are put in per request. A signed URL handed out may so
+have been signed up to ``SIGNED_URL_REUSE`` seconds earlier; its ``signed_url_expires_at`` is its
+own, exact.
+"""
+
+import json
 import logging
+from secrets import token_hex
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.core.cache import cache
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
@@ -13,10 +27,13 @@ from ..storage import StorageError
 from . import downloads
 from .access import JSON, json_error, outgoing_until, tier_token
 from .downloads import DAILY, MTD
-from .links import file_links
+from .links import TOKEN_MARK, file_links, with_token
 from .listing import cached_files
 
 logger = logging.getLogger(__name__)
+
+# Where each request's own moments go in a cached body (JSON strings, replaced quotes and all).
+MOMENT_MARKS = {name: f"{name}-{token_hex(8)}" for name in ("generated_at", "next_update_at", "token_expires_at")}
 
 
 def api_entry(tier, token, kind, label, obj, extra):
@@ -38,7 +55,9 @@ def api_entry(tier, token, kind, label, obj, extra):
     }
 
 
-def api_payload(tier, token, validation, listing, now):
+def api_payload(tier, token, listing, moments):
+    """The API's answer; ``moments`` gives ``generated_at``, ``next_update_at`` and
+    ``token_expires_at`` (the request's own, or the marks of a cached body)."""
     mtd = None
     if listing.mtd is not None:
         bundle = listing.mtd
@@ -77,13 +96,50 @@ def api_payload(tier, token, validation, listing, now):
     return {
         "tier": tier.value,
         "plan": tier.plan,
-        "generated_at": iso_z(now),
+        "generated_at": moments["generated_at"],
         "last_build_at": iso_z(listing.last_build_at),
-        "next_update_at": iso_z(next_build(now)),
-        "token_expires_at": iso_z(outgoing_until(validation, now)),
+        "next_update_at": moments["next_update_at"],
+        "token_expires_at": moments["token_expires_at"],
         "mtd": mtd,
         "daily": daily,
     }
+
+
+def request_moments(validation, now):
+    return {
+        "generated_at": iso_z(now),
+        "next_update_at": iso_z(next_build(now)),
+        "token_expires_at": iso_z(outgoing_until(validation, now)),
+    }
+
+
+def body_key(tier, version, now):
+    """The cache key of a body: none when the tier's listing never changed (no version yet) or
+    ``SIGNED_URL_REUSE`` is 0. The window is aligned to the clock, so a body is at most that old."""
+    reuse = settings.SIGNED_URL_REUSE
+    if version is None or reuse <= 0:
+        return None
+    return f"api-body:{tier.value}:{version}:{int(now.timestamp()) // reuse}"
+
+
+def cached_body(tier, version, now):
+    """The body as JSON text with ``TOKEN_MARK`` and ``MOMENT_MARKS`` in it."""
+    key = body_key(tier, version, now)
+    body = cache.get(key) if key else None
+    if body is None:
+        payload = api_payload(tier, TOKEN_MARK, cached_files(tier, version), MOMENT_MARKS)
+        body = json.dumps(payload, cls=DjangoJSONEncoder, indent=2)
+        if key:
+            cache.set(key, body, settings.SIGNED_URL_REUSE)
+    return body
+
+
+def api_body(tier, token, version, validation, now):
+    """This request's body: the cached one with its token and moments put in."""
+    body = with_token(cached_body(tier, version, now), token)
+    for name, value in request_moments(validation, now).items():
+        body = body.replace(json.dumps(MOMENT_MARKS[name]), json.dumps(value), 1)
+    return body
 
 
 @require_safe
@@ -92,13 +148,11 @@ def api_tier(request):
     """The tier's files as JSON for scripts."""
     tier = request.tier
     try:
-        payload = api_payload(
-            tier, request.token, request.validation, cached_files(tier, request.listing_version), timezone.now()
-        )
+        body = api_body(tier, request.token, request.listing_version, request.validation, timezone.now())
     except StorageError as exc:
         logger.error("storage unavailable while serving the %s API: %s", tier.value, exc)
         return json_error(503, "storage_unavailable", "Downloads are briefly unavailable. Try again in a few minutes.")
     except Exception:
         logger.exception("API failure for %s", tier.value)
         return json_error(500, "server_error", "Something went wrong on our side. Try again later.")
-    return JsonResponse(payload, json_dumps_params={"indent": 2})
+    return HttpResponse(body, content_type="application/json")

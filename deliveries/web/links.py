@@ -1,9 +1,17 @@
 """The token-checked links of the site, as the page, the API and the feed hand them out."""
 
+from secrets import token_hex
 from urllib.parse import quote
 
 from django.conf import settings
 from django.urls import reverse
+
+TOKEN_MARK = f"tkn{token_hex(12)}"  # where the request's token goes in a cached page or API body
+
+
+def with_token(text, token):
+    """A cached text built with ``TOKEN_MARK`` for the token, given this request's token."""
+    return text.replace(TOKEN_MARK, quote(token, safe=""))
 
 
 def token_query(token):

@@ -12,7 +12,6 @@ three (the live tokens, the month bundle, the days).
 from dataclasses import dataclass
 from datetime import date, datetime
 from secrets import token_hex
-from urllib.parse import quote
 
 from django.conf import settings
 from django.core.cache import cache
@@ -29,12 +28,11 @@ from . import explore, listing
 from .access import outgoing_until, tier_token
 from .charts import chart_data, chart_days
 from .downloads import DAILY, MTD
-from .links import file_links, tier_url
+from .links import TOKEN_MARK, file_links, tier_url, with_token
 from .listing import newest_part
 from .snippets import query_target, snippet_for
 
-TOKEN_MARK = f"tkn{token_hex(12)}"  # where the request's token goes in a cached page
-NONCE_MARK = f"nonce{token_hex(12)}"  # and the response's CSP nonce
+NONCE_MARK = f"nonce{token_hex(12)}"  # where the response's CSP nonce goes in a cached page
 
 
 def hour_ranges(hours):
@@ -154,9 +152,7 @@ def tier_page(request):
     """The subscriber's page: files, freshness, schema and snippets."""
     state = PageState.of(request.tier, request.listing_version, request.validation, timezone.now())
     html = rendered_page(request, state)
-    return HttpResponse(
-        html.replace(TOKEN_MARK, quote(request.token, safe="")).replace(NONCE_MARK, str(request.csp_nonce))
-    )
+    return HttpResponse(with_token(html, request.token).replace(NONCE_MARK, str(request.csp_nonce)))
 
 
 @require_safe

@@ -51,6 +51,18 @@ def test_impossible_delivery_settings_are_errors(settings):
     assert {"instrumetriq.E004", "instrumetriq.E005", "instrumetriq.E006", "instrumetriq.E009"} <= ids()
 
 
+@pytest.mark.parametrize("reuse", [-1, 3601, 301])
+def test_signed_url_reuse_past_its_bounds_is_an_error(settings, reuse):
+    settings.SIGNED_URL_EXPIRY = 600  # reuse may be at most half of it: 301 is too much here
+    settings.SIGNED_URL_REUSE = reuse
+    assert "instrumetriq.E011" in ids()
+
+
+def test_signed_url_reuse_of_zero_signs_each_request_and_is_allowed(settings):
+    settings.SIGNED_URL_REUSE = 0
+    assert "instrumetriq.E011" not in ids()
+
+
 def test_malformed_schedule_is_an_error(settings):
     settings.BUILD_DEADLINE_UTC = "3am"
     settings.ROTATION_PROMOTE_WEEKDAY = 7

@@ -161,6 +161,71 @@ def test_token_param_form_and_query_budget(client, scenario, token, django_asser
         assert api(client, token, param="token").status_code == 200
 
 
+# --- The body is kept SIGNED_URL_REUSE seconds under the listing version, without a token ----------
+
+
+def signed_urls(data):
+    return [(entry["signed_url"], entry["signed_url_expires_at"]) for entry in [data["mtd"], *data["daily"]]]
+
+
+def test_signed_urls_are_reused_within_the_window_with_each_requests_token(client, scenario, token):
+    with time_machine.travel(NOW, tick=False):
+        rotation.announce(["tier1"])  # two live tokens: current (outgoing) and next
+    _, upcoming = live_tokens("tier1")
+    first_at = NOW + timedelta(minutes=5)
+    with time_machine.travel(first_at, tick=False):
+        first = api(client, token).json()
+    with time_machine.travel(first_at + timedelta(seconds=200), tick=False):
+        again = api(client, upcoming)
+    text = again.content.decode()
+    assert token not in text  # the body kept from the first request carries no token of its own
+    second = again.json()
+    assert signed_urls(second) == signed_urls(first)
+    assert parse_time(second["daily"][0]["signed_url_expires_at"]) == first_at + timedelta(seconds=590400)
+    assert second["daily"][0]["url"].endswith(f"?t={upcoming}&v={second['daily'][0]['sha256'][:16]}")
+    assert first["daily"][0]["url"].endswith(f"?t={token}&v={first['daily'][0]['sha256'][:16]}")
+    assert (first["generated_at"], second["generated_at"]) == ("2026-11-10T06:05:00Z", "2026-11-10T06:08:20Z")
+    assert (first["token_expires_at"], second["token_expires_at"]) == ("2026-11-16T00:00:00Z", None)
+    assert second["next_update_at"] == "2026-11-11T00:30:00Z"
+    assert set(second) == set(first) and second["mtd"].keys() == first["mtd"].keys()
+
+
+def test_a_new_window_or_a_listing_change_signs_again(client, scenario, token, settings):
+    start = NOW + timedelta(minutes=5)  # 06:05:00, the start of a 300-second window
+    with time_machine.travel(start, tick=False):
+        first = signed_urls(api(client, token).json())
+    with time_machine.travel(start + timedelta(seconds=settings.SIGNED_URL_REUSE), tick=False):
+        later = api(client, token).json()
+        rotation.announce(["tier1"])  # renews the listing version
+        announced = api(client, token).json()
+    assert set(signed_urls(later)).isdisjoint(first)
+    expires = start + timedelta(seconds=settings.SIGNED_URL_REUSE + 590400)
+    assert parse_time(later["mtd"]["signed_url_expires_at"]) == expires
+    assert announced["token_expires_at"] == "2026-11-16T00:00:00Z"  # not the body kept before the rotation
+    assert later["token_expires_at"] is None
+
+
+def test_reuse_of_zero_signs_each_request(client, scenario, token, settings):
+    settings.SIGNED_URL_REUSE = 0
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        first = signed_urls(api(client, token).json())
+    with time_machine.travel(NOW + timedelta(minutes=5, seconds=1), tick=False):
+        second = signed_urls(api(client, token).json())
+    assert set(first).isdisjoint(second)
+
+
+def test_the_cache_holds_no_token(client, scenario, token, monkeypatch):
+    from django.core.cache import caches
+
+    kept = {}
+    backend = caches["default"]  # this thread's cache, as the view sees it
+    monkeypatch.setattr(backend, "set", lambda key, value, *args, **kwargs: kept.update({key: value}))
+    assert api(client, token).status_code == 200
+    bodies = [value for key, value in kept.items() if key.startswith("api-body:")]
+    assert len(bodies) == 1
+    assert all(token not in str(key) + str(value) for key, value in kept.items())
+
+
 # --- Signed URLs (local storage): no token, expiring, Range-capable ----------------------------
 
 
