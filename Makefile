@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/instrumetriq
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# pytest's worker processes (pytest-xdist): one per CPU; 0 runs the tests in this process
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test test-sqlite test-postgres lint format venv lock chromium migrate demo doctor bench clean
 
@@ -63,12 +65,12 @@ test: lint chromium test-sqlite
 test-sqlite: venv
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-postgres: venv chromium
 	$(BIN)/python scripts/ensure_postgres_database.py $(PG_URL)
 	DATABASE_URL=$(PG_URL) $(BIN)/python manage.py makemigrations --check --dry-run
-	DATABASE_URL=$(PG_URL) $(BIN)/pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(PG_URL) $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Production configuration check (see docs/operations.md); DOCTOR_ARGS="--skip cron" where timers run the jobs.
 doctor: venv

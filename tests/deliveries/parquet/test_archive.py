@@ -141,12 +141,13 @@ def hour_problems(tmp_path):
     ("payload", "reason"),
     [
         (b"", "empty"),  # the collector died right after creating it
-        (gzip.compress(b""), "empty"),  # gzip, nothing in it
-        (gzip.compress(line(entry()))[:10], "empty"),  # cut inside the gzip header: nothing yet
+        (gzip.compress(b"", mtime=0), "empty"),  # gzip, nothing in it
+        (gzip.compress(line(entry()), mtime=0)[:10], "empty"),  # cut inside the gzip header: nothing yet
         (line(entry()), "not_gzip"),  # plain JSON lines under the .gz name
         (b"<html>502 Bad Gateway</html>", "not_gzip"),
         (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 64, "corrupt_gzip"),
     ],
+    ids=["zero_bytes", "empty_gzip", "cut_header", "plain_json", "html", "corrupt_gzip"],  # the same in every process
 )
 def test_an_empty_or_non_gzip_hour_file_is_a_bad_hour_counted_as_missing(tmp_path, payload, reason):
     write_hour(tmp_path, "00", gzip.compress(line(entry())))
