@@ -92,11 +92,14 @@ class TreeMemory(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.stop = pid, threading.Event()
         self.peak_rss = self.peak_pss = self.most_processes = 0
+        self.peak_by_pid = {}  # PSS kB: the command's own peak, and each worker's
 
     def run(self):
         while not self.stop.is_set():
             pids = tree(self.pid)
             sizes = [memory_kb(pid) for pid in pids]
+            for pid, (_, pss) in zip(pids, sizes, strict=True):
+                self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), pss)
             self.peak_rss = max(self.peak_rss, sum(r for r, _ in sizes))
             self.peak_pss = max(self.peak_pss, sum(p for _, p in sizes))
             self.most_processes = max(self.most_processes, len(pids))
@@ -147,6 +150,8 @@ def run_backfill(archive, first, last, jobs):
         "peak_rss_mb": sampler.peak_rss / 1024,
         "peak_pss_mb": sampler.peak_pss / 1024,
         "processes": sampler.most_processes,
+        "command_pss_mb": sampler.peak_by_pid.get(process.pid, 0) / 1024,
+        "worker_pss_mb": max((kb for pid, kb in sampler.peak_by_pid.items() if pid != process.pid), default=0) / 1024,
         "summary": output.strip().splitlines()[-1],
     }
 
@@ -190,7 +195,10 @@ def main():
             f"peak PSS {r['peak_pss_mb']:.0f} MB (target < 600 MB)"
         )
     for r in results:
-        print(f"  --jobs {r['jobs']}: {r['summary']}")
+        print(
+            f"  --jobs {r['jobs']}: peak PSS of the command {r['command_pss_mb']:.0f} MB, of its largest worker "
+            f"{r['worker_pss_mb']:.0f} MB; {r['summary']}"
+        )
     if holder:
         holder.cleanup()
 

@@ -102,7 +102,9 @@ class DayPlan:
     max_line_bytes: int
 
     def write(self, out_dir, progress=None):
-        return write_day_files(
+        """The day's files, profiled for their manifests where they were written (a backfill's
+        worker), so the process that publishes reads none of them back."""
+        written = write_day_files(
             self.day_files,
             self.tiers,
             out_dir,
@@ -110,6 +112,7 @@ class DayPlan:
             reader=self.reader,
             max_line_bytes=self.max_line_bytes,
         )
+        return written.profile_files() if written.row_count else written
 
     def write_failed(self, exc):
         return DayResult(

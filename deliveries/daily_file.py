@@ -11,7 +11,7 @@ instead of re-encoding them. Memory follows one hour file.
 import contextlib
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -44,6 +44,19 @@ class WrittenDay:
     conflicting_duplicates: int = 0
     hours_fast: int = 0
     hours_strict: int = 0
+    profiles: dict = field(default_factory=dict)  # tier -> the manifest's profile and preview
+
+    def profile_files(self):
+        """Read each written file back for its manifest's profile and preview, now: in a backfill
+        this runs in the worker that wrote the day, so the command itself decodes nothing."""
+        for tier in self.paths:
+            self.manifest_parts(tier)
+        return self
+
+    def manifest_parts(self, tier):
+        if tier not in self.profiles:
+            self.profiles[tier] = profile.manifest_parts(self.paths[tier], preview=True)
+        return self.profiles[tier]
 
     @property
     def row_count(self):
@@ -78,7 +91,7 @@ class WrittenDay:
             "min_snapshot_ts": self.min_ts,
             "max_snapshot_ts": self.max_ts,
             "symbols": self.symbols,
-            **profile.manifest_parts(self.paths[tier], preview=True),
+            **self.manifest_parts(tier),
         }
 
 
