@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from deliveries import build, locks, parallel, pipeline, sample, storage
+from deliveries.parquet import profile
 from deliveries.models import BuildRun, DailyFile
 from deliveries.outcomes import Outcome
 from tests.support.clock import frozen_clock_at
@@ -148,6 +149,20 @@ def test_workers_are_spawned_and_share_no_database_connection_with_the_run(monke
     assert seen["database_connection_open"] is False
     assert Path(seen["out_dir"]).parent == Path(storage.scratch_dir())  # the run's scratch, made by the run
     assert seen["arrow_threads"] == 1  # the workers are the parallelism
+
+
+def test_the_workers_profile_their_days_so_the_run_reads_no_file_back(monkeypatch):
+    write(*DAYS[:2])
+
+    def read_back_in_the_run(path, **kwargs):
+        raise AssertionError(f"the run read {path} back for its profile")
+
+    monkeypatch.setattr(profile, "manifest_parts", read_back_in_the_run)  # in this process, not the workers
+    result = pipeline.run_nightly(days=DAYS[:2], jobs=2)
+    assert [d.outcome for d in result.days] == ["published", "published"], [d.message for d in result.days]
+    for row in DailyFile.objects.all():
+        manifest = json.loads(storage.read_bytes(row.manifest_key))
+        assert manifest["profile"] and manifest["preview"]["rows"], row.tier
 
 
 def test_a_run_that_loses_the_lock_stops_its_workers_and_publishes_nothing_more(monkeypatch):
