@@ -13,9 +13,9 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from deliveries import build, locks, parallel, pipeline, sample, storage
-from deliveries.parquet import profile
 from deliveries.models import BuildRun, DailyFile
 from deliveries.outcomes import Outcome
+from deliveries.parquet import profile
 from tests.support.clock import frozen_clock_at
 
 pytestmark = pytest.mark.django_db
