@@ -93,6 +93,7 @@ class TreeMemory(threading.Thread):
         self.pid, self.stop = pid, threading.Event()
         self.peak_rss = self.peak_pss = self.most_processes = 0
         self.peak_by_pid = {}  # PSS kB: the command's own peak, and each worker's
+        self.at_peak = {}  # PSS kB of each process when their sum peaked
 
     def run(self):
         while not self.stop.is_set():
@@ -101,7 +102,9 @@ class TreeMemory(threading.Thread):
             for pid, (_, pss) in zip(pids, sizes, strict=True):
                 self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), pss)
             self.peak_rss = max(self.peak_rss, sum(r for r, _ in sizes))
-            self.peak_pss = max(self.peak_pss, sum(p for _, p in sizes))
+            if sum(p for _, p in sizes) > self.peak_pss:
+                self.peak_pss = sum(p for _, p in sizes)
+                self.at_peak = {pid: pss for pid, (_, pss) in zip(pids, sizes, strict=True)}
             self.most_processes = max(self.most_processes, len(pids))
             self.stop.wait(0.2)
 
@@ -150,6 +153,9 @@ def run_backfill(archive, first, last, jobs):
         "peak_rss_mb": sampler.peak_rss / 1024,
         "peak_pss_mb": sampler.peak_pss / 1024,
         "processes": sampler.most_processes,
+        "at_peak_mb": {
+            ("command" if pid == process.pid else pid): round(kb / 1024) for pid, kb in sampler.at_peak.items()
+        },
         "command_pss_mb": sampler.peak_by_pid.get(process.pid, 0) / 1024,
         "worker_pss_mb": max((kb for pid, kb in sampler.peak_by_pid.items() if pid != process.pid), default=0) / 1024,
         "summary": output.strip().splitlines()[-1],
@@ -197,7 +203,7 @@ def main():
     for r in results:
         print(
             f"  --jobs {r['jobs']}: peak PSS of the command {r['command_pss_mb']:.0f} MB, of its largest worker "
-            f"{r['worker_pss_mb']:.0f} MB; {r['summary']}"
+            f"{r['worker_pss_mb']:.0f} MB; at the sum's peak {r['at_peak_mb']}; {r['summary']}"
         )
     if holder:
         holder.cleanup()
