@@ -125,13 +125,12 @@ def body_key(tier, version, now):
 def cached_body(tier, version, now):
     """The body as JSON text with ``TOKEN_MARK`` and ``MOMENT_MARKS`` in it."""
     key = body_key(tier, version, now)
-    body = cache.get(key) if key else None
-    if body is None:
+
+    def build():
         payload = api_payload(tier, TOKEN_MARK, cached_files(tier, version), MOMENT_MARKS)
-        body = json.dumps(payload, cls=DjangoJSONEncoder, indent=2)
-        if key:
-            cache.set(key, body, settings.SIGNED_URL_REUSE)
-    return body
+        return json.dumps(payload, cls=DjangoJSONEncoder, indent=2)
+
+    return cache.get_or_set(key, build, settings.SIGNED_URL_REUSE) if key else build()
 
 
 def api_body(tier, token, version, validation, now):

@@ -137,13 +137,12 @@ def page_context(state, files):
 
 def rendered_page(request, state):
     """The page's HTML with the marks in it: from the cache, or rendered and kept there."""
-    html = cache.get(state.cache_key) if state.version else None
-    if html is None:
+
+    def render():
         files = listing.cached_files(state.tier, state.version, newest_parts=True)
-        html = render_to_string("deliveries/tier.html", page_context(state, files), request)
-        if state.version:
-            cache.set(state.cache_key, html, listing.CACHE_SECONDS)
-    return html
+        return render_to_string("deliveries/tier.html", page_context(state, files), request)
+
+    return cache.get_or_set(state.cache_key, render, listing.CACHE_SECONDS) if state.version else render()
 
 
 @require_safe
