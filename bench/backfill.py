@@ -99,12 +99,13 @@ class TreeMemory(threading.Thread):
         while not self.stop.is_set():
             pids = tree(self.pid)
             sizes = [memory_kb(pid) for pid in pids]
-            for pid, (_, pss) in zip(pids, sizes, strict=True):
-                self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), pss)
             self.peak_rss = max(self.peak_rss, sum(r for r, _ in sizes))
-            if sum(p for _, p in sizes) > self.peak_pss:
-                self.peak_pss = sum(p for _, p in sizes)
-                self.at_peak = {pid: pss for pid, (_, pss) in zip(pids, sizes, strict=True)}
+            pss = {pid: pss for pid, (_, pss) in zip(pids, sizes, strict=True)}
+            for pid, kb in pss.items():
+                self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), kb)
+            total = sum(pss.values())
+            if total > self.peak_pss:
+                self.peak_pss, self.at_peak = total, pss
             self.most_processes = max(self.most_processes, len(pids))
             self.stop.wait(0.2)
 
