@@ -197,9 +197,12 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
         hours.close()  # a reader still running ahead stops before its next hour
         for writer in writers.values():
             writer.close()
+    profiles = {}
     for tier in tiers:
         if hourly[tier] != paths[tier]:
-            merge_hours(hourly[tier], paths[tier], tier)
+            parts = merge_hours(hourly[tier], paths[tier], tier)
+            if parts is not None:
+                profiles[tier] = parts
     return WrittenDay(
         paths,
         rows_by_hour,
@@ -213,23 +216,29 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
         conflicting,
         hours_fast=paths_taken[True],
         hours_strict=paths_taken[False],
+        profiles=profiles,
     )
 
 
 def merge_hours(hourly, path, tier):
     """Tier 3's hour row groups merged into one (``splice.compact``, or encoded again by pyarrow
-    with ``PARQUET_SPLICE=0``), the hour file removed.
+    with ``PARQUET_SPLICE=0``), the hour file removed; returns the merged file's manifest parts.
 
-    The merge only makes the file better to copy and to read; the hour file is a valid file of
-    the same rows. So if the merge fails, the day is published with its hour row groups (the
-    bundle still takes it, a bounded number of row groups at a time) rather than not at all.
+    Profiling decodes every row of the file (``profile``), so it is also the merged row group's
+    read-back: the merge itself only reads back its footer and first row (``decoded_later``), and
+    the day is decoded once, not twice. The merge only makes the file better to copy and to read;
+    the hour file is a valid file of the same rows. So if the merge fails, or its file does not
+    decode, the day is published with its hour row groups (the bundle still takes it, a bounded
+    number of row groups at a time) rather than not at all, and None is returned: that file is
+    profiled as any other.
     """
     try:
-        encoding.compact(hourly, path, tier, spliced=settings.PARQUET_SPLICE)
-    except splice.SpliceError as exc:
+        encoding.compact(hourly, path, tier, spliced=settings.PARQUET_SPLICE, decoded_later=True)
+        parts = profile.manifest_parts(path, preview=True)
+    except (splice.SpliceError, profile.DecodeError, pa.ArrowException) as exc:
         logger.warning("%s: merging the hour row groups failed (%s); publishing them as they are", tier, exc)
         Path(path).unlink(missing_ok=True)
         Path(hourly).replace(path)
-        return False
+        return None
     Path(hourly).unlink()
-    return True
+    return parts

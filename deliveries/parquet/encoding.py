@@ -73,7 +73,7 @@ class EncodingWriter:
     The file is read back before it is published, as a spliced one is.
     """
 
-    def __init__(self, path, layout):
+    def __init__(self, path, layout, *, decoded_later=False):  # it reads back first rows only anyway
         self.path = Path(path)
         self.layout = layout
         self.group_rows = []
@@ -139,6 +139,6 @@ def writer(path, tier, *, spliced=True):
     return _writer_class(spliced)(path, layout(tier))
 
 
-def compact(path, out, tier, *, spliced=True):
+def compact(path, out, tier, *, spliced=True, decoded_later=False):
     """``splice.compact`` of a tier's file, by the writer ``spliced`` chooses."""
-    return splice.compact(path, out, layout(tier), _writer_class(spliced))
+    return splice.compact(path, out, layout(tier), _writer_class(spliced), decoded_later=decoded_later)

@@ -134,12 +134,22 @@ def _read_groups(leaves, rows):
     return [(group, max(1, min(rows, int(BATCH_BYTES / max(width, 1.0))))) for _, width, group in groups]
 
 
+class DecodeError(ValueError):
+    """Columns of the file that decode to other rows than its footer counts."""
+
+
 def _batches(parquet_file, group, batch_size):
-    """(path, values, list lengths) of a group's leaves, a record batch at a time. Arrow's memory
-    pool gives back what the group held when it is done (a bundle is read a group at a time)."""
+    """(path, values, list lengths) of a group's leaves, a record batch at a time, to the last row:
+    every row the footer counts must decode (so a profile is also a read-back of the whole file,
+    which the daily build relies on: ``splice.Writer``'s ``decoded_later``). Arrow's memory pool
+    gives back what the group held when it is done (a bundle is read a group at a time)."""
     columns = [leaf.parquet_path for leaf in group]
+    decoded, rows = 0, parquet_file.metadata.num_rows
     for batch in parquet_file.iter_batches(batch_size=batch_size, columns=columns, use_threads=False):
+        decoded += batch.num_rows
         yield from _table_leaves(batch)
+    if decoded != rows:
+        raise DecodeError(f"{columns[0]} and the columns read with it decode to {decoded} rows, not {rows}")
     pa.default_memory_pool().release_unused()
 
 

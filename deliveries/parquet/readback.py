@@ -24,7 +24,8 @@ def check_reads_back(path, layout, group_rows, *, in_full=None, data_end=None):
     page of every column, dictionary included) shows that every offset moved right; decoding the
     rest would decode its sources again (pyarrow's own files, or read back in full when they were
     merged). A row group of a run of several (``Writer.merged``) holds chunks that are new:
-    its pages' value counts and offsets are only proven by decoding it all. Either way, what splicing
+    its pages' value counts and offsets are only proven by decoding it all, here or, when the
+    writer was told the caller decodes the whole file before publishing (``decoded_later``), there. Either way, what splicing
     got wrong shows here, not in a subscriber's reader, nor only as a footer Arrow cannot
     parse."""
     try:

@@ -3,6 +3,7 @@
 import gzip
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 from unittest import mock
 
 import pyarrow.parquet as pq
@@ -13,10 +14,10 @@ from django.conf import settings
 from deliveries import build, sample, storage
 from deliveries.models import DailyFile, StoredVersion
 from deliveries.outcomes import Outcome
-from deliveries.parquet import splice
+from deliveries.parquet import profile, readback, splice
 from deliveries.tiers import SCHEMAS, Tier
 from tests.support.clock import frozen_clock_at
-from tests.support.factories import daily_keys
+from tests.support.factories import daily_keys, undercount_merged_chunks
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +91,42 @@ def test_a_failed_merge_of_the_hours_still_publishes_the_day_with_its_hour_row_g
     assert tier3.metadata.num_rows == len(raw_entries())
     daily = DailyFile.objects.get(tier="tier3", date=DAY)
     assert daily.sha256 == storage.sha256_of(local_storage / daily.key)
+
+
+def test_a_merged_day_that_does_not_decode_is_published_with_its_hour_row_groups(local_storage, monkeypatch):
+    """The merge reads back only its first row; the profile decodes the rest, and what it finds
+    wrong sends the day out as its hour row groups, never as the merged file."""
+    write()
+    undercount_merged_chunks(monkeypatch)
+    result = build.build_day(DAY)
+    assert result.outcome == Outcome.PUBLISHED, result.message
+    tier3 = pq.ParquetFile(local_storage / daily_keys("tier3", DAY)[0])
+    assert tier3.num_row_groups > 1
+    assert tier3.read().num_rows == len(raw_entries())
+    manifest = DailyFile.objects.get(tier="tier3", date=DAY).manifest
+    assert manifest["profile"]["symbol"]["count"] == len(raw_entries())
+
+
+def test_the_merged_day_is_decoded_once_by_its_profile_not_again_by_the_read_back(local_storage, monkeypatch):
+    write()
+    read_backs, profiled = [], []
+    real_check, real_profile = readback.check_reads_back, profile.profile_file
+
+    def check(path, layout, group_rows, **kwargs):
+        read_backs.append((Path(path).name, kwargs.get("in_full")))
+        return real_check(path, layout, group_rows, **kwargs)
+
+    def profile_file(source, **kwargs):
+        profiled.append(Path(source).name)
+        return real_profile(source, **kwargs)
+
+    monkeypatch.setattr(splice, "check_reads_back", check)
+    monkeypatch.setattr(profile, "profile_file", profile_file)
+    assert build.build_day(DAY).outcome == Outcome.PUBLISHED
+    assert read_backs == [("tier3.parquet", [False])], "the merged row group decoded to its first row only"
+    assert sorted(profiled) == sorted(f"{tier}.parquet" for tier in Tier), "each file profiled, and once"
+    manifest = DailyFile.objects.get(tier="tier3", date=DAY).manifest
+    assert manifest["profile"] == real_profile(local_storage / daily_keys("tier3", DAY)[0])
 
 
 def test_tier1_values_equal_the_json_including_silent_coins_and_null_futures(local_storage):

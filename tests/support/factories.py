@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deliveries import index, publish
-from deliveries.parquet import profile, thrift
+from deliveries.parquet import profile, splice, thrift
 from deliveries.parquet.footer import FILE_CREATED_BY, MAGIC
 from deliveries.tiers import Tier, schema_for
 
@@ -140,3 +140,18 @@ def mtd_keys(tier, month):
 
     bundle = MonthBundle.objects.get(tier=tier, month=month)
     return bundle.key, bundle.manifest_key
+
+
+def undercount_merged_chunks(monkeypatch):
+    """Make ``splice`` write merged chunks that claim fewer values than their pages hold (the last
+    source row group's): the footer reads back as written; only decoding the whole row group
+    shows it."""
+    real_concatenate = splice.Writer._concatenate
+
+    def counts_the_last_group_out(self, source, chunks):
+        merged = real_concatenate(self, source, chunks)
+        last = splice.chunk_meta(chunks[-1]).value(splice.META_NUM_VALUES)
+        merged.set(splice.META_NUM_VALUES, splice.I64, merged.value(splice.META_NUM_VALUES) - last)
+        return merged
+
+    monkeypatch.setattr(splice.Writer, "_concatenate", counts_the_last_group_out)

@@ -243,6 +243,22 @@ def test_memory_follows_a_batch_not_the_file(monkeypatch, arrow_memory, row_grou
     assert unbounded["a[]"]["count"] == 1_000_000 and sum(unbounded["a[]"]["histogram"]["counts"]) == 1_000_000
 
 
+def test_columns_that_decode_to_fewer_rows_than_the_footer_counts_are_refused(monkeypatch):
+    """The daily build leaves the merged row group's full read-back to the profile: a reader that
+    comes up short must be an error, not a profile of part of the file."""
+    data = parquet_bytes(pa.table({"a": pa.array(range(100), pa.int64()), "b": [1.5] * 100}), row_group_size=40)
+    real_iter_batches = pq.ParquetFile.iter_batches
+
+    def all_but_the_last_batch(self, *args, **kwargs):
+        batches = list(real_iter_batches(self, *args, **kwargs))
+        return iter(batches[:-1])
+
+    assert profile.profile_file(io.BytesIO(data))["a"]["count"] == 100
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", all_but_the_last_batch)
+    with pytest.raises(profile.DecodeError, match="decode to .* rows, not 100"):
+        profile.profile_file(io.BytesIO(data))
+
+
 def test_a_number_column_whose_footer_range_is_wrong_is_binned_again():
     """The footer's statistics are a hint, checked against the values: infinities are in the
     statistics but not in the range, so the column is read again and binned over its own range."""

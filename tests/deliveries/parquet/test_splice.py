@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deliveries.parquet import encoding, splice
+from deliveries.parquet import encoding, profile, splice
 from deliveries.tiers import schema_for
-from tests.support.factories import dense_table, written_by
+from tests.support.factories import dense_table, undercount_merged_chunks, written_by
 
 
 def write_hours(path, table, tier, rows_per_group, **options):
@@ -221,18 +221,21 @@ def test_a_value_count_arrows_footer_parser_accepts_is_caught_by_decoding_before
     """A merged chunk that claims fewer values than its pages hold: the footer reads back as
     written (rows, row groups, schema, offsets); only decoding the row group shows the loss."""
     _, source = hours
-    real_concatenate = splice.Writer._concatenate
-
-    def counts_the_last_hour_out(self, source, chunks):
-        merged = real_concatenate(self, source, chunks)
-        last = splice.chunk_meta(chunks[-1]).value(splice.META_NUM_VALUES)
-        merged.set(splice.META_NUM_VALUES, splice.I64, merged.value(splice.META_NUM_VALUES) - last)
-        return merged
-
-    monkeypatch.setattr(splice.Writer, "_concatenate", counts_the_last_hour_out)
+    undercount_merged_chunks(monkeypatch)
     with pytest.raises(splice.SpliceError, match="does not read back"):
         splice.compact(source, tmp_path / "out.parquet", encoding.layout("tier3"))
     assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_rows == 60  # the footer alone looks right
+
+
+def test_decoded_later_leaves_the_merged_row_group_to_the_caller_whose_profile_decodes_it(tmp_path, hours, monkeypatch):
+    """With ``decoded_later`` the read-back stops at the first row; the caller's full decode (the
+    daily build's profile) then finds what the read-back would have."""
+    _, source = hours
+    undercount_merged_chunks(monkeypatch)
+    out = tmp_path / "out.parquet"
+    assert splice.compact(source, out, encoding.layout("tier3"), decoded_later=True)[2] == 60
+    with pytest.raises((pa.ArrowException, profile.DecodeError)):
+        profile.profile_file(out)
 
 
 def test_a_file_of_another_writer_version_is_refused_for_copying(tmp_path, hours):
