@@ -197,6 +197,8 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
         hours.close()  # a reader still running ahead stops before its next hour
         for writer in writers.values():
             writer.close()
+    del buffered, hours  # written: what the merge and the profile hold is all that is held
+    batch = None
     profiles = {}
     for tier in tiers:
         if hourly[tier] != paths[tier]:
