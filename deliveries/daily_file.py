@@ -162,6 +162,7 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
     min_ts = max_ts = None
     conflicting = 0
     paths_taken = Counter()
+    ranges = profile.ListRanges()  # tier 3's, for its profile: one read of the merged file
     hours = read_hours(day_files, reader=reader, max_line_bytes=max_line_bytes)
     if pa.cpu_count() > 1:  # a backfill's worker gets one core: there, reading ahead would only compete
         hours = read_ahead(hours)
@@ -188,6 +189,7 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
             for tier in tiers:
                 if tier == Tier.TIER3:
                     writers[tier].write_batch(batch)
+                    ranges.add(batch)
                 else:
                     buffered[tier].append(project(batch, tier))
         for tier, batches in buffered.items():
@@ -202,7 +204,7 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
     profiles = {}
     for tier in tiers:
         if hourly[tier] != paths[tier]:
-            parts = merge_hours(hourly[tier], paths[tier], tier)
+            parts = merge_hours(hourly[tier], paths[tier], tier, ranges=ranges)
             if parts is not None:
                 profiles[tier] = parts
     return WrittenDay(
@@ -222,7 +224,7 @@ def write_day_files(day_files, tiers, out_dir, progress=None, reader=None, max_l
     )
 
 
-def merge_hours(hourly, path, tier):
+def merge_hours(hourly, path, tier, *, ranges=None):
     """Tier 3's hour row groups merged into one (``splice.compact``, or encoded again by pyarrow
     with ``PARQUET_SPLICE=0``), the hour file removed; returns the merged file's manifest parts.
 
@@ -232,11 +234,11 @@ def merge_hours(hourly, path, tier):
     the hour file is a valid file of the same rows. So if the merge fails, or its file does not
     decode, the day is published with its hour row groups (the bundle still takes it, a bounded
     number of row groups at a time) rather than not at all, and None is returned: that file is
-    profiled as any other.
+    profiled as any other. ``ranges``: the file's ``profile.ListRanges``.
     """
     try:
         encoding.compact(hourly, path, tier, spliced=settings.PARQUET_SPLICE, decoded_later=True)
-        parts = profile.manifest_parts(path, preview=True)
+        parts = profile.manifest_parts(path, preview=True, ranges=ranges)
     except (splice.SpliceError, profile.DecodeError, pa.ArrowException) as exc:
         logger.warning("%s: merging the hour row groups failed (%s); publishing them as they are", tier, exc)
         Path(path).unlink(missing_ok=True)

@@ -199,10 +199,29 @@ def ranges_of(profiles):
     return ranges
 
 
-def manifest_parts(path, *, preview=False, day_profiles=None):
+class ListRanges(dict):
+    """{leaf path: (min, max)} of the number leaves inside lists (a day's price samples, which
+    have no footer statistics), taken from the record batches as they are written: with them the
+    file's profile bins those leaves in its one read, instead of reading them a second time."""
+
+    def add(self, batch):
+        for path, values, lengths in _table_leaves(batch):
+            if lengths is None or kind_of(path, values.type) != "number":
+                continue
+            span = pc.min_max(values)
+            low, high = span["min"].as_py(), span["max"].as_py()
+            if low is not None:
+                known = self.get(path)
+                self[path] = (low, high) if known is None else (min(known[0], low), max(known[1], high))
+
+
+def manifest_parts(path, *, preview=False, day_profiles=None, ranges=None):
     """The manifest keys this module adds: ``profile``, and ``preview`` for a daily file.
-    ``day_profiles``: for a bundle, the profiles of its days (``ranges_of``: one read, not two)."""
-    parts = {"profile": profile_file(path, ranges=ranges_of(day_profiles) if day_profiles else None)}
+    ``day_profiles``: for a bundle, the profiles of its days (``ranges_of``: one read, not two);
+    ``ranges``: for a day, its ``ListRanges`` (the same)."""
+    if day_profiles:
+        ranges = ranges_of(day_profiles)
+    parts = {"profile": profile_file(path, ranges=ranges)}
     if preview:
         parts["preview"] = preview_file(path)
     return parts

@@ -14,7 +14,7 @@ from django.conf import settings
 from deliveries import build, sample, storage
 from deliveries.models import DailyFile, StoredVersion
 from deliveries.outcomes import Outcome
-from deliveries.parquet import profile, readback, splice
+from deliveries.parquet import leaf_profile, profile, readback, splice
 from deliveries.tiers import SCHEMAS, Tier
 from tests.support.clock import frozen_clock_at
 from tests.support.factories import daily_keys, undercount_merged_chunks
@@ -127,6 +127,27 @@ def test_the_merged_day_is_decoded_once_by_its_profile_not_again_by_the_read_bac
     assert sorted(profiled) == sorted(f"{tier}.parquet" for tier in Tier), "each file profiled, and once"
     manifest = DailyFile.objects.get(tier="tier3", date=DAY).manifest
     assert manifest["profile"] == real_profile(local_storage / daily_keys("tier3", DAY)[0])
+
+
+def test_the_days_price_samples_are_binned_in_the_profiles_one_read(local_storage, monkeypatch):
+    """The ranges of the list leaves are taken while the hours are written (``ListRanges``), so
+    even a day too big to keep in memory is not read a second time for its histograms."""
+    write(samples_per_entry=20)
+    monkeypatch.setattr(profile, "KEEP_BYTES", 0)
+    second_reads = []
+    real_add_to_histogram = leaf_profile.LeafProfile.add_to_histogram
+
+    def add_to_histogram(self, values):
+        second_reads.append(self.path)
+        return real_add_to_histogram(self, values)
+
+    monkeypatch.setattr(leaf_profile.LeafProfile, "add_to_histogram", add_to_histogram)
+    assert build.build_day(DAY).outcome == Outcome.PUBLISHED
+    assert second_reads == []
+    manifest = DailyFile.objects.get(tier="tier3", date=DAY).manifest
+    assert manifest["profile"]["spot_prices[].mid"]["histogram"]["counts"][0] > 0
+    assert manifest["profile"] == profile.profile_file(local_storage / daily_keys("tier3", DAY)[0])
+    assert second_reads, "without the build's ranges, the file's own profile reads them again"
 
 
 def test_tier1_values_equal_the_json_including_silent_coins_and_null_futures(local_storage):

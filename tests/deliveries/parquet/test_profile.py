@@ -298,6 +298,33 @@ def test_a_bundle_is_read_once_when_its_days_profiles_give_the_ranges(monkeypatc
     assert len(reads) > len(set(reads))  # without them, the numbers are read again
 
 
+def test_a_days_list_ranges_taken_from_its_batches_let_the_profile_read_it_once(monkeypatch):
+    """The daily build hands the profile the ranges of the price samples it saw while writing."""
+    day = dense_table("tier3", 60, seed=3)
+    data = parquet_bytes(day, row_group_size=60, **encoding.writer_options("tier3"))
+    monkeypatch.setattr(profile, "KEEP_BYTES", 0)  # a day of price samples is too big to keep
+    twice = profile.profile_file(io.BytesIO(data))
+    ranges = profile.ListRanges()
+    for hour in day.to_batches(max_chunksize=10):
+        ranges.add(hour)
+    assert "spot_prices[].mid" in ranges
+    assert ranges["spot_prices[].mid"] == (twice["spot_prices[].mid"]["min"], twice["spot_prices[].mid"]["max"])
+    reads = count_reads(monkeypatch)
+    assert profile.profile_file(io.BytesIO(data), ranges=ranges) == twice
+    assert len(reads) == len(set(reads))  # no column read twice
+
+
+def test_list_ranges_that_take_in_an_infinity_only_cost_a_second_read():
+    """Arrow's min and max count infinities, the profile's range does not: the hint is then
+    wrong, found out, and the column binned again over its own range."""
+    table = pa.table({"a": pa.array([[1.0, 2.0], [math.inf, 5.0]], pa.list_(pa.float64()))})
+    ranges = profile.ListRanges()
+    ranges.add(table.to_batches()[0])
+    assert ranges["a[]"] == (1.0, math.inf)
+    data = parquet_bytes(table, write_statistics=False)
+    assert profile.profile_file(io.BytesIO(data), ranges=ranges) == profile.profile_file(io.BytesIO(data))
+
+
 def test_ranges_that_do_not_hold_are_found_out():
     table = pa.table({"a": pa.array([[1.0, 2.0], [5.0]], pa.list_(pa.float64()))})
     right = profile_of(table)
