@@ -37,6 +37,7 @@ days both ways and compare files, manifests and counts.
 
 import functools
 import re
+import struct
 import sys
 import zlib
 
@@ -190,7 +191,7 @@ def decompress(path, size=None):
 
 def _as_arrow(data):
     """The bytes as a one-value Arrow binary array, without copying them."""
-    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
+    offsets = pa.py_buffer(struct.pack("<2q", 0, len(data)))
     return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
 
 
@@ -217,7 +218,7 @@ def _check_depth(batch, brackets):
     deeper than its opening brackets (``brackets``, per line), less all but one of its price
     samples (siblings, never open together). Brackets in strings only raise the bound."""
     samples = batch.column("spot_prices")
-    counts = pc.list_value_length(samples).fill_null(0).to_pylist()
+    counts = [n or 0 for n in pc.list_value_length(samples).to_pylist()]  # a null list: no samples
     flat = pc.list_flatten(samples)
     if flat.null_count:  # a null sample is no bracket: count only the samples that are objects
         parents = pc.list_parent_indices(samples)
@@ -267,7 +268,7 @@ def _resolve(array, type_, path, doubles):
         empty = array.field(SENTINEL)
         null = array.is_null()
         if empty.true_count:
-            null = pc.or_(null, pc.fill_null(empty, False))
+            null = pc.or_(null, pc.and_kleene(empty, empty.is_valid()))  # null sentinel: false
         return pa.StructArray.from_arrays(children, fields=list(type_), mask=null if null.true_count else None)
     if pa.types.is_list(type_):
         values = _resolve(array.values, type_.value_type, f"{path}[]", doubles)

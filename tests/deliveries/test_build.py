@@ -2,6 +2,9 @@
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from unittest import mock
@@ -148,6 +151,40 @@ def test_the_days_price_samples_are_binned_in_the_profiles_one_read(local_storag
     assert manifest["profile"]["spot_prices[].mid"]["histogram"]["counts"][0] > 0
     assert manifest["profile"] == profile.profile_file(local_storage / daily_keys("tier3", DAY)[0])
     assert second_reads, "without the build's ranges, the file's own profile reads them again"
+
+
+def test_a_day_read_fast_and_profiled_never_imports_pandas(tmp_path):
+    """pyarrow imports pandas the first time it converts a Python value (about 40 MB in every
+    process that builds a day, a backfill's workers included): the fast reader and the profile
+    build their few Arrow values from bytes instead. Run in a fresh interpreter, as a worker is."""
+    write(entries_per_hour=8, samples_per_entry=12)
+    script = f"""
+import sys
+from datetime import date
+from pathlib import Path
+
+import django
+django.setup()
+from deliveries import daily_file
+from deliveries.parquet import archive
+from deliveries.tiers import Tier
+day = archive.find_day(Path({str(settings.ARCHIVE_ROOT)!r}), date.fromisoformat({DAY.isoformat()!r}))
+written = daily_file.write_day_files(day, list(Tier), Path({str(tmp_path)!r})).profile_files()
+assert written.hours_fast == 24 and written.row_count > 0, (written.hours_fast, written.row_count)
+assert written.profiles[Tier.TIER3]["profile"]["spot_prices[].mid"]["histogram"]
+print("pandas" in sys.modules)
+"""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "instrumetriq_site.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_tier1_values_equal_the_json_including_silent_coins_and_null_futures(local_storage):
