@@ -191,7 +191,7 @@ def decompress(path, size=None):
 
 def _as_arrow(data):
     """The bytes as a one-value Arrow binary array, without copying them."""
-    offsets = pa.py_buffer(struct.pack("<2q", 0, len(data)))
+    offsets = pa.py_buffer(struct.pack("=2q", 0, len(data)))  # native order, as Arrow holds them
     return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
 
 

@@ -48,7 +48,7 @@ def double(value):
     """A Python number as an Arrow double scalar, made from its 8 bytes. pyarrow converts a Python
     value (``pa.scalar``, a plain number handed to a compute function) through its pandas shim,
     which imports pandas the first time: about 40 MB more in every process that builds a day."""
-    return pa.Array.from_buffers(pa.float64(), 1, [None, pa.py_buffer(struct.pack("<d", value))])[0]
+    return pa.Array.from_buffers(pa.float64(), 1, [None, pa.py_buffer(struct.pack("=d", value))])[0]
 
 
 # --- One leaf's running figures ------------------------------------------------------------------
