@@ -33,6 +33,10 @@ What Arrow would get wrong, and how each is caught or mended:
 
 So a fast hour has no skipped line and no coerced value, by construction; the tests build the same
 days both ways and compare files, manifests and counts.
+
+No Python value is converted to Arrow here (the few Arrow values made are packed from bytes):
+pyarrow imports pandas on the first such conversion, about 40 MB in every process that builds a
+day (``tests/deliveries/test_build.py`` keeps it so).
 """
 
 import functools
