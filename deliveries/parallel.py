@@ -10,9 +10,8 @@ writing to ``jobs`` worker processes, each day a task:
   imports, never touch the database, storage or the settings: a day's ``build.DayPlan`` carries
   all they need, and they write into a scratch folder the parent made;
 - the parent publishes and records each day as soon as its files are written, in the order days
-  finish, and keeps ``jobs`` days in the workers' hands: a worker that finishes a day gets the
-  next one before the parent publishes the finished one, so no worker waits on an upload (scratch
-  holds the files of the days being written and of those being published, at most ``2 * jobs``);
+  finish, and keeps at most ``jobs`` days in the workers' hands (so scratch holds at most that many
+  days' files);
 - a worker that dies (killed, out of memory) takes its pool down: the days it was writing fail
   (nothing of them was published; a rerun builds them) and the remaining days go on in a new pool.
 
@@ -77,11 +76,7 @@ def build_days(days, *, jobs, tiers=None, force=False, dry_run=False, now=None, 
 
 def _pool_run(waiting, jobs, options, on_start):
     """Run days from ``waiting`` (taken as they are handed out) until none is left or the pool
-    breaks; then every day it was writing has failed.
-
-    When a worker finishes a day, the next day is handed out before the finished one is
-    published: no worker waits while this process hashes, uploads and records. So scratch holds
-    the files of at most ``jobs`` days being written and of those being published."""
+    breaks; then every day it was writing has failed."""
     from django.utils import timezone
 
     from . import build, storage
@@ -92,44 +87,34 @@ def _pool_run(waiting, jobs, options, on_start):
     ) as pool:
         running = {}  # future -> (plan, scratch folder, started)
         broken = False
-
-        def hand_out():
-            """Days to the workers until ``jobs`` are being written; yields the DayResult of
-            each day that needs no worker (skipped, failed checks, a dry run)."""
-            nonlocal broken
-            while waiting and not broken and len(running) < jobs:
-                day = waiting.pop(0)
-                try:
-                    plan = build.plan_day(day, **options)
-                except Exception as exc:  # an unexpected error stays with its day
-                    yield build.unexpected_failure(day, exc)
-                    continue
-                if isinstance(plan, build.DayResult):
-                    yield plan
-                    continue
-                if on_start:
-                    on_start(day)
-                folder = tempfile.mkdtemp(prefix="instrumetriq-build-", dir=storage.scratch_dir())
-                try:
-                    future = pool.submit(_write, plan, folder)
-                except BrokenProcessPool:  # a worker died since we last looked: next pool
-                    shutil.rmtree(folder, ignore_errors=True)
-                    waiting.insert(0, day)
-                    broken = True
-                    return
-                running[future] = (plan, folder, timezone.now())
-
-        finished = []  # (future, (plan, folder, started)) taken from ``running``, not yet published
         try:
             while (waiting and not broken) or running:
-                yield from hand_out()
+                while waiting and not broken and len(running) < jobs:
+                    day = waiting.pop(0)
+                    try:
+                        plan = build.plan_day(day, **options)
+                    except Exception as exc:  # an unexpected error stays with its day
+                        yield build.unexpected_failure(day, exc)
+                        continue
+                    if isinstance(plan, build.DayResult):
+                        yield plan
+                        continue
+                    if on_start:
+                        on_start(day)
+                    folder = tempfile.mkdtemp(prefix="instrumetriq-build-", dir=storage.scratch_dir())
+                    try:
+                        future = pool.submit(_write, plan, folder)
+                    except BrokenProcessPool:  # a worker died since we last looked: next pool
+                        shutil.rmtree(folder, ignore_errors=True)
+                        waiting.insert(0, day)
+                        broken = True
+                        break
+                    running[future] = (plan, folder, timezone.now())
                 if not running:
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-                finished = [(future, running.pop(future)) for future in sorted(done, key=lambda f: running[f][0].day)]
-                yield from hand_out()  # the freed workers start on the next days first
-                while finished:
-                    future, (plan, folder, started) = finished.pop(0)
+                for future in sorted(done, key=lambda f: running[f][0].day):
+                    plan, folder, started = running.pop(future)
                     try:
                         result, pool_broke = _result(build, plan, future, started)
                     finally:
@@ -138,8 +123,6 @@ def _pool_run(waiting, jobs, options, on_start):
                     yield result
         finally:  # also when the consumer stops early (the lock was lost): no worker left behind
             pool.shutdown(wait=True, cancel_futures=True)
-            for _, (_, folder, _) in finished:
-                shutil.rmtree(folder, ignore_errors=True)
             for _, folder, _ in running.values():
                 shutil.rmtree(folder, ignore_errors=True)
 

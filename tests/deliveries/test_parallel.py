@@ -165,30 +165,6 @@ def test_the_workers_profile_their_days_so_the_run_reads_no_file_back(monkeypatc
         assert manifest["profile"] and manifest["preview"]["rows"], row.tier
 
 
-def test_a_worker_gets_its_next_day_before_the_day_it_finished_is_published(monkeypatch):
-    """No worker waits while the run uploads (on R2, the slow part of publishing a day)."""
-    write(*DAYS[:3])
-    events = []
-    real_publish_day = build.publish_day
-
-    def publish_day(plan, written, started):
-        events.append(("publish", plan.day))
-        return real_publish_day(plan, written, started)
-
-    monkeypatch.setattr(build, "publish_day", publish_day)
-    results = list(parallel.build_days(DAYS[:3], jobs=1, on_start=lambda day: events.append(("start", day))))
-    assert [r.outcome for r in results] == ["published"] * 3, [r.message for r in results]
-    assert events == [
-        ("start", DAYS[0]),
-        ("start", DAYS[1]),
-        ("publish", DAYS[0]),
-        ("start", DAYS[2]),
-        ("publish", DAYS[1]),
-        ("publish", DAYS[2]),
-    ]
-    assert scratch_leftovers() == []
-
-
 def test_a_run_that_loses_the_lock_stops_its_workers_and_publishes_nothing_more(monkeypatch):
     write(*DAYS)
     calls = []
