@@ -192,7 +192,9 @@ def mtd_manifest(tier, first, start, end, dailies, rows, parquet_path, built_at,
             }
             for daily in dailies
         ],
-        **profile.manifest_parts(parquet_path, day_profiles=[daily.manifest.get("profile") for daily in dailies]),
+        **profile.manifest_parts(
+            parquet_path, ranges=profile.ranges_of(daily.manifest.get("profile") for daily in dailies)
+        ),
     }
 
 

@@ -215,12 +215,10 @@ class ListRanges(dict):
                 self[path] = (low, high) if known is None else (min(known[0], low), max(known[1], high))
 
 
-def manifest_parts(path, *, preview=False, day_profiles=None, ranges=None):
+def manifest_parts(path, *, preview=False, ranges=None):
     """The manifest keys this module adds: ``profile``, and ``preview`` for a daily file.
-    ``day_profiles``: for a bundle, the profiles of its days (``ranges_of``: one read, not two);
-    ``ranges``: for a day, its ``ListRanges`` (the same)."""
-    if day_profiles:
-        ranges = ranges_of(day_profiles)
+    ``ranges`` (one read, not two): for a bundle, ``ranges_of`` its days' profiles; for a day, its
+    ``ListRanges``."""
     parts = {"profile": profile_file(path, ranges=ranges)}
     if preview:
         parts["preview"] = preview_file(path)
